@@ -1,0 +1,117 @@
+// POSIX port (Linux): mmap for models, pthreads and futexes for workers.
+#include "ports/port.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+namespace stk {
+namespace port {
+
+Status map_file(const char* path, MappedFile* out, Message* msg) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(msg, Status::Io, "cannot open %s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return fail(msg, Status::Io, "cannot stat %s: %s", path, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return fail(msg, Status::Io, "%s is not a regular file", path);
+  }
+  if (st.st_size == 0) {
+    close(fd);
+    return fail(msg, Status::BadFormat, "%s is empty", path);
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  int e = errno;
+  close(fd);  // the mapping keeps the file alive
+  if (p == MAP_FAILED) return fail(msg, Status::Io, "cannot map %s: %s", path, strerror(e));
+  out->data = static_cast<const uint8_t*>(p);
+  out->size = size;
+  out->handle = 1;
+  return Status::Ok;
+}
+
+void unmap_file(MappedFile* file) {
+  if (file->handle != 0 && file->data != nullptr) {
+    munmap(const_cast<uint8_t*>(file->data), file->size);
+  }
+  file->data = nullptr;
+  file->size = 0;
+  file->handle = 0;
+}
+
+void* alloc(size_t bytes) { return malloc(bytes); }
+void dealloc(void* p) { free(p); }
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+namespace {
+struct Trampoline {
+  void (*fn)(void*);
+  void* arg;
+};
+void* run_trampoline(void* p) {
+  Trampoline t = *static_cast<Trampoline*>(p);
+  free(p);
+  t.fn(t.arg);
+  return nullptr;
+}
+}  // namespace
+
+Status thread_start(Thread* t, void (*fn)(void*), void* arg, Message* msg) {
+  static_assert(sizeof(pthread_t) <= sizeof(uintptr_t), "pthread_t fits the port handle");
+  // Thread creation happens inside session init, before the no-heap window.
+  Trampoline* tr = static_cast<Trampoline*>(malloc(sizeof(Trampoline)));
+  if (tr == nullptr) return fail(msg, Status::OutOfMemory, "cannot allocate thread start block");
+  tr->fn = fn;
+  tr->arg = arg;
+  pthread_t th;
+  int rc = pthread_create(&th, nullptr, run_trampoline, tr);
+  if (rc != 0) {
+    free(tr);
+    return fail(msg, Status::OutOfMemory, "cannot start worker thread: %s", strerror(rc));
+  }
+  t->handle = uintptr_t(th);
+  return Status::Ok;
+}
+
+void thread_join(Thread* t) { pthread_join(pthread_t(t->handle), nullptr); }
+
+void wait_while_equal(std::atomic<uint32_t>* word, uint32_t expected) {
+  static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "futex word is 32 bits");
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+}
+
+void wake_all(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__) || (defined(__arm__) && __ARM_ARCH >= 7)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+}  // namespace port
+}  // namespace stk

@@ -1,0 +1,259 @@
+// The Llama forward pass over a batch of tokens, as llama2.c computes it:
+// RMSNorm, rotary embeddings on q and k, grouped-query attention over the KV
+// cache, SwiGLU MLP, final norm and classifier. The scalar arithmetic (norm,
+// rope, softmax, silu) follows run.c's order so f32 logits match it closely.
+#include <cmath>
+#include <cstring>
+
+#include "runtime/kernels/matmul.h"
+#include "runtime/session.h"
+
+namespace stk {
+namespace {
+
+// A few matrix products that read the same input, run as one parallel job so
+// the threads meet once instead of once per matrix.
+struct MatmulOp {
+  const WeightView* w;
+  MatmulFn fn;
+  float* y;
+  size_t ldy;
+};
+struct MatmulJob {
+  MatmulOp ops[3];
+  uint32_t n_ops;
+  const float* x;
+  size_t ldx;
+  uint32_t n;
+  uint32_t rows_per_chunk;
+  uint32_t chunk_start[4];  // first chunk of each op, then the total
+};
+
+void matmul_chunk(void* ctx, uint32_t chunk, uint32_t /*worker*/) {
+  const MatmulJob& j = *static_cast<const MatmulJob*>(ctx);
+  uint32_t k = 0;
+  while (chunk >= j.chunk_start[k + 1]) ++k;
+  const MatmulOp& op = j.ops[k];
+  uint32_t r0 = (chunk - j.chunk_start[k]) * j.rows_per_chunk;
+  uint32_t r1 = r0 + j.rows_per_chunk < op.w->rows ? r0 + j.rows_per_chunk : op.w->rows;
+  op.fn(*op.w, j.x, j.ldx, j.n, op.y, op.ldy, r0, r1);
+}
+
+// Work below this many multiply-adds runs on the calling thread: waking a
+// worker costs more than it saves.
+constexpr uint64_t kParallelMinMacs = 32 * 1024;
+
+void run_matmuls(Session* s, MatmulJob* j) {
+  uint64_t macs = 0;
+  for (uint32_t k = 0; k < j->n_ops; ++k) macs += uint64_t(j->ops[k].w->rows) * j->ops[k].w->cols * j->n;
+  if (s->pool.n_threads == 1 || macs < kParallelMinMacs) {
+    for (uint32_t k = 0; k < j->n_ops; ++k) {
+      const MatmulOp& op = j->ops[k];
+      op.fn(*op.w, j->x, j->ldx, j->n, op.y, op.ldy, 0, op.w->rows);
+    }
+    return;
+  }
+  // About four chunks per thread over all ops, in multiples of 16 rows.
+  uint32_t total_rows = 0;
+  for (uint32_t k = 0; k < j->n_ops; ++k) total_rows += j->ops[k].w->rows;
+  uint32_t per = total_rows / (4 * s->pool.n_threads);
+  per = per < 16 ? 16 : (per + 15) / 16 * 16;
+  j->rows_per_chunk = per;
+  j->chunk_start[0] = 0;
+  for (uint32_t k = 0; k < j->n_ops; ++k) {
+    j->chunk_start[k + 1] = j->chunk_start[k] + (j->ops[k].w->rows + per - 1) / per;
+  }
+  for (uint32_t k = j->n_ops + 1; k < 4; ++k) j->chunk_start[k] = j->chunk_start[j->n_ops];
+  thread_pool_run(&s->pool, matmul_chunk, j, j->chunk_start[j->n_ops]);
+}
+
+void matmul(Session* s, const WeightView& w, const float* x, size_t ldx, uint32_t n, float* y, size_t ldy) {
+  MatmulJob j{};
+  j.ops[0] = {&w, matmul_for(w.format), y, ldy};
+  j.n_ops = 1;
+  j.x = x;
+  j.ldx = ldx;
+  j.n = n;
+  run_matmuls(s, &j);
+}
+
+void rmsnorm(float* o, const float* x, const float* weight, uint32_t size, float eps) {
+  float ss = 0.0f;
+  for (uint32_t j = 0; j < size; ++j) ss += x[j] * x[j];
+  ss /= float(size);
+  ss += eps;
+  ss = 1.0f / sqrtf(ss);
+  for (uint32_t j = 0; j < size; ++j) o[j] = weight[j] * (ss * x[j]);
+}
+
+// cos/sin of every frequency at position `pos`, interleaved.
+void rope_table(float* out, uint32_t pos, uint32_t head_size, float theta) {
+  for (uint32_t i = 0; i < head_size; i += 2) {
+    float freq = 1.0f / powf(theta, float(i) / float(head_size));
+    float val = float(pos) * freq;
+    out[i] = cosf(val);
+    out[i + 1] = sinf(val);
+  }
+}
+
+void rope_apply(float* v, uint32_t size, const float* table, uint32_t head_size) {
+  for (uint32_t i = 0; i < size; i += 2) {
+    const float fcr = table[i % head_size], fci = table[i % head_size + 1];
+    float v0 = v[i], v1 = v[i + 1];
+    v[i] = v0 * fcr - v1 * fci;
+    v[i + 1] = v0 * fci + v1 * fcr;
+  }
+}
+
+struct AttentionJob {
+  Session* s;
+  uint32_t layer, n;
+};
+
+// One (token, head) pair: scores against every cached position up to the
+// token's own, softmax, weighted sum of values.
+void attention_chunk(void* ctx, uint32_t chunk, uint32_t worker) {
+  const AttentionJob& j = *static_cast<const AttentionJob*>(ctx);
+  Session* s = j.s;
+  const ModelConfig& c = s->model->config;
+  const uint32_t t = chunk / c.n_heads, h = chunk % c.n_heads;
+  const uint32_t hs = c.head_size, q_dim = c.n_heads * hs;
+  const uint32_t p = s->pos + t;
+  const uint32_t kvh = h / (c.n_heads / c.n_kv_heads);
+  const float* qh = s->q + size_t(t) * q_dim + size_t(h) * hs;
+  const size_t layer_off = size_t(j.layer) * s->ctx_len * c.kv_dim;
+  const float* kc = s->key_cache + layer_off + size_t(kvh) * hs;
+  const float* vc = s->value_cache + layer_off + size_t(kvh) * hs;
+  float* att = s->att + size_t(worker) * s->ctx_len;
+  const float sqrt_hs = sqrtf(float(hs));
+  float max_val = -INFINITY;
+  for (uint32_t i = 0; i <= p; ++i) {
+    const float* k = kc + size_t(i) * c.kv_dim;
+    float score = 0.0f;
+    for (uint32_t d = 0; d < hs; ++d) score += qh[d] * k[d];
+    score /= sqrt_hs;
+    att[i] = score;
+    if (score > max_val) max_val = score;
+  }
+  float sum = 0.0f;
+  for (uint32_t i = 0; i <= p; ++i) {
+    att[i] = expf(att[i] - max_val);
+    sum += att[i];
+  }
+  for (uint32_t i = 0; i <= p; ++i) att[i] /= sum;
+  float* out = s->att_out + size_t(t) * q_dim + size_t(h) * hs;
+  std::memset(out, 0, hs * sizeof(float));
+  for (uint32_t i = 0; i <= p; ++i) {
+    const float* v = vc + size_t(i) * c.kv_dim;
+    const float a = att[i];
+    for (uint32_t d = 0; d < hs; ++d) out[d] += a * v[d];
+  }
+}
+
+void forward_batch(Session* s, const int32_t* tokens, uint32_t n, float* logits_out) {
+  const Model& m = *s->model;
+  const ModelConfig& c = m.config;
+  const uint32_t dim = c.dim, hidden = c.hidden_dim, kv_dim = c.kv_dim, hs = c.head_size;
+  const uint32_t q_dim = c.n_heads * hs;
+
+  for (uint32_t t = 0; t < n; ++t) {
+    weight_dequantize_row(m.embedding, uint32_t(tokens[t]), s->x + size_t(t) * dim);
+    rope_table(s->rope + size_t(t) * hs, s->pos + t, hs, c.rope_theta);
+  }
+
+  for (uint32_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& L = m.layers[l];
+    for (uint32_t t = 0; t < n; ++t) {
+      rmsnorm(s->xb + size_t(t) * dim, s->x + size_t(t) * dim, L.attn_norm, dim, c.norm_eps);
+    }
+    // q for the batch; k and v straight into the cache rows of their positions.
+    float* kdst = s->key_cache + (size_t(l) * s->ctx_len + s->pos) * kv_dim;
+    float* vdst = s->value_cache + (size_t(l) * s->ctx_len + s->pos) * kv_dim;
+    MatmulJob qkv{};
+    qkv.ops[0] = {&L.wq, matmul_for(L.wq.format), s->q, q_dim};
+    qkv.ops[1] = {&L.wk, matmul_for(L.wk.format), kdst, kv_dim};
+    qkv.ops[2] = {&L.wv, matmul_for(L.wv.format), vdst, kv_dim};
+    qkv.n_ops = 3;
+    qkv.x = s->xb;
+    qkv.ldx = dim;
+    qkv.n = n;
+    run_matmuls(s, &qkv);
+    for (uint32_t t = 0; t < n; ++t) {
+      const float* table = s->rope + size_t(t) * hs;
+      rope_apply(s->q + size_t(t) * q_dim, q_dim, table, hs);
+      rope_apply(kdst + size_t(t) * kv_dim, kv_dim, table, hs);
+    }
+
+    AttentionJob aj{s, l, n};
+    const uint32_t pairs = n * c.n_heads;
+    uint64_t work = uint64_t(pairs) * (s->pos + n) * hs;
+    if (s->pool.n_threads == 1 || work < kParallelMinMacs) {
+      for (uint32_t i = 0; i < pairs; ++i) attention_chunk(&aj, i, 0);
+    } else {
+      thread_pool_run(&s->pool, attention_chunk, &aj, pairs);
+    }
+
+    matmul(s, L.wo, s->att_out, q_dim, n, s->xb, dim);
+    for (size_t i = 0; i < size_t(n) * dim; ++i) s->x[i] += s->xb[i];
+
+    for (uint32_t t = 0; t < n; ++t) {
+      rmsnorm(s->xb + size_t(t) * dim, s->x + size_t(t) * dim, L.ffn_norm, dim, c.norm_eps);
+    }
+    MatmulJob up{};
+    up.ops[0] = {&L.w1, matmul_for(L.w1.format), s->hb, hidden};
+    up.ops[1] = {&L.w3, matmul_for(L.w3.format), s->hb2, hidden};
+    up.n_ops = 2;
+    up.x = s->xb;
+    up.ldx = dim;
+    up.n = n;
+    run_matmuls(s, &up);
+    for (size_t i = 0; i < size_t(n) * hidden; ++i) {
+      float v = s->hb[i];
+      v *= (1.0f / (1.0f + expf(-v)));  // SiLU
+      s->hb[i] = v * s->hb2[i];
+    }
+    matmul(s, L.w2, s->hb, hidden, n, s->xb, dim);
+    for (size_t i = 0; i < size_t(n) * dim; ++i) s->x[i] += s->xb[i];
+  }
+
+  // Only the rows whose logits are wanted go through the final norm and the
+  // classifier: all of them for scoring, the last one for generation.
+  const uint32_t first = logits_out != nullptr ? 0 : n - 1;
+  for (uint32_t t = first; t < n; ++t) {
+    rmsnorm(s->x + size_t(t) * dim, s->x + size_t(t) * dim, m.final_norm, dim, c.norm_eps);
+  }
+  if (logits_out != nullptr) {
+    matmul(s, m.classifier, s->x, dim, n, logits_out, c.vocab_size);
+    std::memcpy(s->logits, logits_out + size_t(n - 1) * c.vocab_size, c.vocab_size * sizeof(float));
+  } else {
+    matmul(s, m.classifier, s->x + size_t(n - 1) * dim, dim, 1, s->logits, c.vocab_size);
+  }
+  s->pos += n;
+}
+
+}  // namespace
+
+Status session_eval(Session* s, const int32_t* tokens, uint32_t n, float* logits_out, Message* msg) {
+  if (n == 0) return fail(msg, Status::InvalidArgument, "no tokens to evaluate");
+  if (tokens == nullptr) return fail(msg, Status::InvalidArgument, "tokens is null");
+  const uint32_t vocab = s->model->config.vocab_size;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || uint32_t(tokens[i]) >= vocab) {
+      return fail(msg, Status::InvalidArgument, "token %d at index %u outside the vocabulary (0..%u)", tokens[i], i,
+                  vocab - 1);
+    }
+  }
+  if (uint64_t(s->pos) + n > s->ctx_len) {
+    return fail(msg, Status::ContextFull, "context full: position %u + %u tokens exceeds the context length %u",
+                s->pos, n, s->ctx_len);
+  }
+  for (uint32_t done = 0; done < n;) {
+    uint32_t step = n - done < s->max_batch ? n - done : s->max_batch;
+    forward_batch(s, tokens + done, step,
+                  logits_out != nullptr ? logits_out + size_t(done) * vocab : nullptr);
+    done += step;
+  }
+  return Status::Ok;
+}
+
+}  // namespace stk

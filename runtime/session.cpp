@@ -1,0 +1,75 @@
+#include "runtime/session.h"
+
+#include <cstring>
+#include <new>
+
+namespace stk {
+
+Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Session** out, Message* msg) {
+  const ModelConfig& c = model.config;
+  const uint32_t ctx = cfg.context_length == 0 ? c.seq_len : cfg.context_length;
+  const uint32_t threads = cfg.n_threads == 0 ? 1 : cfg.n_threads;
+  const uint32_t batch = cfg.max_batch == 0 ? kDefaultMaxBatch : cfg.max_batch;
+  if (ctx > c.seq_len) {
+    return fail(msg, Status::InvalidArgument, "context length %u exceeds the model's %u", ctx, c.seq_len);
+  }
+  if (threads > kMaxThreads) {
+    return fail(msg, Status::InvalidArgument, "thread count %u exceeds the maximum %u", threads, kMaxThreads);
+  }
+  if (batch > 4096) return fail(msg, Status::InvalidArgument, "max batch %u exceeds 4096", batch);
+
+  Session* s = a->take_array<Session>(1);
+  const size_t q_dim = size_t(c.n_heads) * c.head_size;
+  const size_t cache = size_t(c.n_layers) * ctx * c.kv_dim;
+  float* x = a->take_array<float>(size_t(batch) * c.dim);
+  float* xb = a->take_array<float>(size_t(batch) * c.dim);
+  float* q = a->take_array<float>(size_t(batch) * q_dim);
+  float* att_out = a->take_array<float>(size_t(batch) * q_dim);
+  float* hb = a->take_array<float>(size_t(batch) * c.hidden_dim);
+  float* hb2 = a->take_array<float>(size_t(batch) * c.hidden_dim);
+  float* rope = a->take_array<float>(size_t(batch) * c.head_size);
+  float* att = a->take_array<float>(size_t(threads) * ctx);
+  float* kc = a->take_array<float>(cache);
+  float* vc = a->take_array<float>(cache);
+  float* logits = a->take_array<float>(c.vocab_size);
+  ProbIndex* ps = a->take_array<ProbIndex>(c.vocab_size);
+  // Room to tokenize a prompt before BPE merges shrink it: a prompt of up to
+  // about twice the context in bytes.
+  const uint32_t prompt_cap = 2 * ctx + 8;
+  int32_t* prompt = a->take_array<int32_t>(prompt_cap);
+  if (a->measuring()) return Status::Ok;
+  if (a->overflowed()) {
+    return fail(msg, Status::ArenaTooSmall, "arena too small: need %zu bytes, have %zu", a->used, a->cap);
+  }
+  new (s) Session{};
+  s->model = &model;
+  s->ctx_len = ctx;
+  s->max_batch = batch;
+  s->n_threads = threads;
+  s->pos = 0;
+  s->x = x;
+  s->xb = xb;
+  s->q = q;
+  s->att_out = att_out;
+  s->hb = hb;
+  s->hb2 = hb2;
+  s->rope = rope;
+  s->att = att;
+  s->key_cache = kc;
+  s->value_cache = vc;
+  s->logits = logits;
+  s->sampler_scratch = ps;
+  sampler_init(&s->sampler, c.vocab_size, 0.0f, 0.0f, 0, ps);
+  s->prompt_tokens = prompt;
+  s->prompt_capacity = prompt_cap;
+  Status st = thread_pool_start(&s->pool, threads, msg);
+  if (st != Status::Ok) return st;
+  *out = s;
+  return Status::Ok;
+}
+
+void session_stop(Session* s) {
+  if (s != nullptr) thread_pool_stop(&s->pool);
+}
+
+}  // namespace stk

@@ -1,0 +1,55 @@
+// A session: one generation context (KV cache, activations, scratch, worker
+// threads), every byte of it inside the caller's arena.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/arena.h"
+#include "runtime/model.h"
+#include "runtime/sampler.h"
+#include "runtime/status.h"
+#include "runtime/thread_pool.h"
+
+namespace stk {
+
+struct SessionConfig {
+  uint32_t context_length;  // positions; 0 = the model's seq_len
+  uint32_t n_threads;       // 0 = 1
+  uint32_t max_batch;       // tokens per eval call; 0 = kDefaultMaxBatch
+};
+constexpr uint32_t kDefaultMaxBatch = 16;
+
+struct Session {
+  const Model* model;
+  uint32_t ctx_len, max_batch, n_threads;
+  uint32_t pos;  // next position to fill
+
+  // Activations for up to max_batch tokens, row t at [t * width].
+  float* x;    // residual stream [B][dim]
+  float* xb;   // normed input [B][dim]
+  float* q;    // queries, then attention output [B][q_dim]
+  float* att_out;  // [B][q_dim]
+  float* hb;   // [B][hidden]
+  float* hb2;  // [B][hidden]
+  float* rope;  // [B][head_size] interleaved cos, sin per frequency
+  float* att;   // per worker scores [n_threads][ctx_len]
+  float* key_cache;    // [layers][ctx][kv_dim]
+  float* value_cache;  // [layers][ctx][kv_dim]
+  float* logits;       // [vocab] of the last evaluated token
+  ProbIndex* sampler_scratch;  // [vocab]
+  Sampler sampler;
+  int32_t* prompt_tokens;      // [prompt_capacity] for stk_generate
+  uint32_t prompt_capacity;
+  ThreadPool pool;
+};
+
+// Lays out a session in `arena` (measuring when arena.base is null). On
+// success with real memory, *out points into the arena. Threads are started.
+Status session_plan(const Model& model, const SessionConfig& cfg, Arena* arena, Session** out, Message* msg);
+void session_stop(Session* s);
+
+// Runs tokens[0..n) at positions pos..pos+n-1. logits_out (optional) gets
+// n x vocab logits, one row per token; s->logits always holds the last row.
+Status session_eval(Session* s, const int32_t* tokens, uint32_t n, float* logits_out, Message* msg);
+
+}  // namespace stk

@@ -1,0 +1,122 @@
+#include "runtime/thread_pool.h"
+
+namespace stk {
+namespace {
+
+// About 50-100 microseconds of pause instructions: long enough to bridge the
+// gaps between the jobs of one token, short enough to yield the core soon
+// when generation stops or another process needs it.
+constexpr uint32_t kSpinIterations = 4000;
+
+// Claims and runs chunks of job `seq` until none are left.
+void drain(ThreadPool* p, uint32_t seq, uint32_t worker) {
+  ChunkFn fn = p->fn.load(std::memory_order_relaxed);
+  void* ctx = p->ctx.load(std::memory_order_relaxed);
+  const uint32_t n = p->n_chunks.load(std::memory_order_relaxed);
+  uint64_t v = p->next.load(std::memory_order_acquire);
+  for (;;) {
+    if (uint32_t(v >> 32) != seq || uint32_t(v) >= n) return;
+    if (!p->next.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    fn(ctx, uint32_t(v), worker);
+    uint32_t finished = p->done.fetch_add(1, std::memory_order_acq_rel) + 1;
+    if (finished == n && p->caller_asleep.load(std::memory_order_seq_cst)) port::wake_all(&p->done);
+    v = p->next.load(std::memory_order_acquire);
+  }
+}
+
+void worker_main(void* arg) {
+  auto* a = static_cast<ThreadPool::WorkerArg*>(arg);
+  ThreadPool* p = a->pool;
+  uint32_t seen = p->job_seq.load(std::memory_order_acquire);
+  for (;;) {
+    uint32_t seq = seen;
+    for (uint32_t i = 0; i < kSpinIterations; ++i) {
+      seq = p->job_seq.load(std::memory_order_acquire);
+      if (seq != seen || p->stop.load(std::memory_order_relaxed)) break;
+      port::cpu_relax();
+    }
+    while (seq == seen && !p->stop.load(std::memory_order_acquire)) {
+      p->sleepers.fetch_add(1, std::memory_order_seq_cst);
+      if (p->job_seq.load(std::memory_order_seq_cst) == seen && !p->stop.load(std::memory_order_seq_cst)) {
+        port::wait_while_equal(&p->job_seq, seen);
+      }
+      p->sleepers.fetch_sub(1, std::memory_order_seq_cst);
+      seq = p->job_seq.load(std::memory_order_acquire);
+    }
+    if (p->stop.load(std::memory_order_acquire)) return;
+    seen = seq;
+    drain(p, seq, a->index);
+  }
+}
+
+}  // namespace
+
+Status thread_pool_start(ThreadPool* p, uint32_t n_threads, Message* msg) {
+  if (n_threads < 1 || n_threads > kMaxThreads) {
+    return fail(msg, Status::InvalidArgument, "thread count %u out of range 1..%u", n_threads, kMaxThreads);
+  }
+  p->n_threads = 1;
+  p->job_seq.store(0);
+  p->sleepers.store(0);
+  p->stop.store(0);
+  p->fn.store(nullptr);
+  p->ctx.store(nullptr);
+  p->n_chunks.store(0);
+  p->next.store(0);
+  p->done.store(0);
+  p->caller_asleep.store(0);
+  for (uint32_t i = 1; i < n_threads; ++i) {
+    p->args[i] = {p, i};
+    Status s = port::thread_start(&p->threads[i], worker_main, &p->args[i], msg);
+    if (s != Status::Ok) {
+      thread_pool_stop(p);
+      return s;
+    }
+    p->n_threads = i + 1;
+  }
+  return Status::Ok;
+}
+
+void thread_pool_run(ThreadPool* p, ChunkFn fn, void* ctx, uint32_t n_chunks) {
+  if (n_chunks == 0) return;
+  if (p->n_threads == 1 || n_chunks == 1) {
+    for (uint32_t c = 0; c < n_chunks; ++c) fn(ctx, c, 0);
+    return;
+  }
+  // Publish the job: parameters first, then the claim counter, then the seq
+  // workers wait on. The previous job is complete, so no worker can still be
+  // running a chunk of it.
+  const uint32_t seq = p->job_seq.load(std::memory_order_relaxed) + 1;
+  p->fn.store(fn, std::memory_order_relaxed);
+  p->ctx.store(ctx, std::memory_order_relaxed);
+  p->n_chunks.store(n_chunks, std::memory_order_relaxed);
+  p->done.store(0, std::memory_order_relaxed);
+  p->next.store(uint64_t(seq) << 32, std::memory_order_release);
+  p->job_seq.store(seq, std::memory_order_seq_cst);
+  if (p->sleepers.load(std::memory_order_seq_cst) > 0) port::wake_all(&p->job_seq);
+
+  drain(p, seq, 0);
+
+  uint32_t d = p->done.load(std::memory_order_acquire);
+  for (uint32_t i = 0; d != n_chunks && i < kSpinIterations; ++i) {
+    port::cpu_relax();
+    d = p->done.load(std::memory_order_acquire);
+  }
+  while (d != n_chunks) {  // a worker holding the last chunk was descheduled
+    p->caller_asleep.store(1, std::memory_order_seq_cst);
+    d = p->done.load(std::memory_order_seq_cst);
+    if (d != n_chunks) port::wait_while_equal(&p->done, d);
+    p->caller_asleep.store(0, std::memory_order_relaxed);
+    d = p->done.load(std::memory_order_acquire);
+  }
+}
+
+void thread_pool_stop(ThreadPool* p) {
+  p->stop.store(1, std::memory_order_seq_cst);
+  p->job_seq.fetch_add(1, std::memory_order_seq_cst);
+  port::wake_all(&p->job_seq);
+  for (uint32_t i = 1; i < p->n_threads; ++i) port::thread_join(&p->threads[i]);
+  p->n_threads = 1;
+}
+
+}  // namespace stk

@@ -1,0 +1,58 @@
+// stk ppl: story perplexity (the protocol of ../shared/models/README.md).
+#include <cstdio>
+
+#include "tools/commands.h"
+#include "tools/handles.h"
+#include "tools/story_ppl.h"
+
+namespace stk::cli {
+namespace {
+
+int run_ppl(const Args& a) {
+  if (a.positional.size() != 1) throw UsageError("expected one MODEL");
+  if (!a.has("--text")) throw UsageError("--text FILE is required");
+  host::ModelHandle model(a.positional[0], a.get("--tokenizer"));
+  const std::vector<std::string> stories = host::split_stories(read_text_file(a.get("--text")));
+  if (stories.empty()) throw std::runtime_error(a.get("--text") + ": no text to score");
+
+  stk_session_config cfg = STK_SESSION_CONFIG_INIT;
+  cfg.n_threads = uint32_t(a.integer("--threads", 1, 1, 16));
+  cfg.max_batch = 64;
+  host::SessionHandle session(model, cfg);
+  Progress bar("scoring", stories.size());
+  host::PplResult r =
+      host::score_stories(model.get(), session.get(), stories, [&](size_t d, size_t) { bar.update(d); });
+  bar.finish();
+  const stk_model_info& info = model.info();
+  std::printf("stories %zu  predictions %llu  mean_nll %.6f  ppl %.6f\n", stories.size(),
+              (unsigned long long)r.predictions, r.mean_nll(), r.ppl());
+  std::fprintf(stderr, "%.1f tokens/s scored; weight bytes %llu; arena bytes %zu\n",
+               r.seconds > 0 ? double(r.predictions) / r.seconds : 0.0, (unsigned long long)info.weight_bytes,
+               session.arena_bytes());
+  if (a.has("--json")) {
+    std::printf(
+        "{\"ppl\": %.6f, \"mean_nll\": %.6f, \"predictions\": %llu, \"stories\": %zu, \"weight_bytes\": %llu, "
+        "\"arena_bytes\": %zu, \"tokens_per_s\": %.1f, \"threads\": %u}\n",
+        r.ppl(), r.mean_nll(), (unsigned long long)r.predictions, stories.size(),
+        (unsigned long long)info.weight_bytes, session.arena_bytes(),
+        r.seconds > 0 ? double(r.predictions) / r.seconds : 0.0, cfg.n_threads);
+  }
+  return 0;
+}
+
+}  // namespace
+
+const Command kPplCommand = {
+    "ppl",
+    "MODEL --text FILE [options]",
+    "Story perplexity: split FILE at blank lines, score every next-token prediction, report exp(mean NLL).",
+    {
+        {"--text", "FILE", "text to score (required)"},
+        {"--threads", "T", "worker threads including the caller (default 1)"},
+        {"--json", nullptr, "also print one JSON object as the last stdout line"},
+        {"--tokenizer", "FILE", "llama2.c tokenizer.bin overriding the embedded one"},
+    },
+    run_ppl,
+};
+
+}  // namespace stk::cli
