@@ -15,16 +15,15 @@ namespace {
 // the threads meet once instead of once per matrix.
 struct MatmulOp {
   const WeightView* w;
-  MatmulFn fn;
+  TensorRole role;
   float* y;
   size_t ldy;
+  MatmulFn fn;  // filled by run_matmuls
 };
 struct MatmulJob {
   MatmulOp ops[3];
   uint32_t n_ops;
-  const float* x;
-  size_t ldx;
-  uint32_t n;
+  Activations act;
   uint32_t rows_per_chunk;
   uint32_t chunk_start[4];  // first chunk of each op, then the total
 };
@@ -36,26 +35,59 @@ void matmul_chunk(void* ctx, uint32_t chunk, uint32_t /*worker*/) {
   const MatmulOp& op = j.ops[k];
   uint32_t r0 = (chunk - j.chunk_start[k]) * j.rows_per_chunk;
   uint32_t r1 = r0 + j.rows_per_chunk < op.w->rows ? r0 + j.rows_per_chunk : op.w->rows;
-  op.fn(*op.w, j.x, j.ldx, j.n, op.y, op.ldy, r0, r1);
+  op.fn(*op.w, j.act, op.y, op.ldy, r0, r1);
 }
 
 // Work below this many multiply-adds runs on the calling thread: waking a
 // worker costs more than it saves.
 constexpr uint64_t kParallelMinMacs = 32 * 1024;
 
-void run_matmuls(Session* s, MatmulJob* j) {
+// Symmetric int8 copy of the activations, groups of 32 along the row, for
+// kernels that multiply in integers. Made once per product, shared by all ops.
+void quantize_activations(Session* s, Activations* a, uint32_t cols) {
+  const uint32_t groups = (cols + 31) / 32;
+  a->q8 = s->act_q8;
+  a->q8_scales = s->act_q8_scales;
+  a->ldq = s->act_q8_ld;
+  for (uint32_t t = 0; t < a->n; ++t) {
+    const float* x = a->x + size_t(t) * a->ldx;
+    int8_t* q = s->act_q8 + size_t(t) * s->act_q8_ld;
+    float* sc = s->act_q8_scales + size_t(t) * groups;
+    for (uint32_t g = 0; g < groups; ++g) {
+      const uint32_t c0 = g * 32, c1 = c0 + 32 < cols ? c0 + 32 : cols;
+      float amax = 0.0f;
+      for (uint32_t c = c0; c < c1; ++c) amax = fabsf(x[c]) > amax ? fabsf(x[c]) : amax;
+      const float scale = amax / 127.0f;
+      const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+      for (uint32_t c = c0; c < c1; ++c) q[c] = int8_t(lrintf(x[c] * inv));
+      for (uint32_t c = c1; c < c0 + 32 && c < s->act_q8_ld; ++c) q[c] = 0;  // zero the padding of a short group
+      sc[g] = scale;
+    }
+  }
+}
+
+void run_matmuls(Session* s, uint32_t layer, MatmulJob* j) {
+  const uint32_t cols = j->ops[0].w->cols;
+  bool want_q8 = false;
   uint64_t macs = 0;
-  for (uint32_t k = 0; k < j->n_ops; ++k) macs += uint64_t(j->ops[k].w->rows) * j->ops[k].w->cols * j->n;
+  uint32_t total_rows = 0;
+  for (uint32_t k = 0; k < j->n_ops; ++k) {
+    MatmulOp& op = j->ops[k];
+    op.fn = s->kernels->get(op.w->format);
+    want_q8 |= s->kernels->wants_q8_activations[uint32_t(op.w->format)];
+    macs += uint64_t(op.w->rows) * op.w->cols * j->act.n;
+    total_rows += op.w->rows;
+    if (s->observer != nullptr) s->observer(s->observer_user, layer, op.role, j->act.x, j->act.ldx, j->act.n, cols);
+  }
+  if (want_q8) quantize_activations(s, &j->act, cols);
   if (s->pool.n_threads == 1 || macs < kParallelMinMacs) {
     for (uint32_t k = 0; k < j->n_ops; ++k) {
       const MatmulOp& op = j->ops[k];
-      op.fn(*op.w, j->x, j->ldx, j->n, op.y, op.ldy, 0, op.w->rows);
+      op.fn(*op.w, j->act, op.y, op.ldy, 0, op.w->rows);
     }
     return;
   }
   // About four chunks per thread over all ops, in multiples of 16 rows.
-  uint32_t total_rows = 0;
-  for (uint32_t k = 0; k < j->n_ops; ++k) total_rows += j->ops[k].w->rows;
   uint32_t per = total_rows / (4 * s->pool.n_threads);
   per = per < 16 ? 16 : (per + 15) / 16 * 16;
   j->rows_per_chunk = per;
@@ -67,14 +99,13 @@ void run_matmuls(Session* s, MatmulJob* j) {
   thread_pool_run(&s->pool, matmul_chunk, j, j->chunk_start[j->n_ops]);
 }
 
-void matmul(Session* s, const WeightView& w, const float* x, size_t ldx, uint32_t n, float* y, size_t ldy) {
+void matmul(Session* s, uint32_t layer, TensorRole role, const WeightView& w, const float* x, size_t ldx,
+            uint32_t n, float* y, size_t ldy) {
   MatmulJob j{};
-  j.ops[0] = {&w, matmul_for(w.format), y, ldy};
+  j.ops[0] = {&w, role, y, ldy, nullptr};
   j.n_ops = 1;
-  j.x = x;
-  j.ldx = ldx;
-  j.n = n;
-  run_matmuls(s, &j);
+  j.act = Activations{x, ldx, n, nullptr, nullptr, 0};
+  run_matmuls(s, layer, &j);
 }
 
 void rmsnorm(float* o, const float* x, const float* weight, uint32_t size, float eps) {
@@ -170,14 +201,12 @@ void forward_batch(Session* s, const int32_t* tokens, uint32_t n, float* logits_
     float* kdst = s->key_cache + (size_t(l) * s->ctx_len + s->pos) * kv_dim;
     float* vdst = s->value_cache + (size_t(l) * s->ctx_len + s->pos) * kv_dim;
     MatmulJob qkv{};
-    qkv.ops[0] = {&L.wq, matmul_for(L.wq.format), s->q, q_dim};
-    qkv.ops[1] = {&L.wk, matmul_for(L.wk.format), kdst, kv_dim};
-    qkv.ops[2] = {&L.wv, matmul_for(L.wv.format), vdst, kv_dim};
+    qkv.ops[0] = {&L.wq, TensorRole::Wq, s->q, q_dim, nullptr};
+    qkv.ops[1] = {&L.wk, TensorRole::Wk, kdst, kv_dim, nullptr};
+    qkv.ops[2] = {&L.wv, TensorRole::Wv, vdst, kv_dim, nullptr};
     qkv.n_ops = 3;
-    qkv.x = s->xb;
-    qkv.ldx = dim;
-    qkv.n = n;
-    run_matmuls(s, &qkv);
+    qkv.act = Activations{s->xb, dim, n, nullptr, nullptr, 0};
+    run_matmuls(s, l, &qkv);
     for (uint32_t t = 0; t < n; ++t) {
       const float* table = s->rope + size_t(t) * hs;
       rope_apply(s->q + size_t(t) * q_dim, q_dim, table, hs);
@@ -193,26 +222,24 @@ void forward_batch(Session* s, const int32_t* tokens, uint32_t n, float* logits_
       thread_pool_run(&s->pool, attention_chunk, &aj, pairs);
     }
 
-    matmul(s, L.wo, s->att_out, q_dim, n, s->xb, dim);
+    matmul(s, l, TensorRole::Wo, L.wo, s->att_out, q_dim, n, s->xb, dim);
     for (size_t i = 0; i < size_t(n) * dim; ++i) s->x[i] += s->xb[i];
 
     for (uint32_t t = 0; t < n; ++t) {
       rmsnorm(s->xb + size_t(t) * dim, s->x + size_t(t) * dim, L.ffn_norm, dim, c.norm_eps);
     }
     MatmulJob up{};
-    up.ops[0] = {&L.w1, matmul_for(L.w1.format), s->hb, hidden};
-    up.ops[1] = {&L.w3, matmul_for(L.w3.format), s->hb2, hidden};
+    up.ops[0] = {&L.w1, TensorRole::W1, s->hb, hidden, nullptr};
+    up.ops[1] = {&L.w3, TensorRole::W3, s->hb2, hidden, nullptr};
     up.n_ops = 2;
-    up.x = s->xb;
-    up.ldx = dim;
-    up.n = n;
-    run_matmuls(s, &up);
+    up.act = Activations{s->xb, dim, n, nullptr, nullptr, 0};
+    run_matmuls(s, l, &up);
     for (size_t i = 0; i < size_t(n) * hidden; ++i) {
       float v = s->hb[i];
       v *= (1.0f / (1.0f + expf(-v)));  // SiLU
       s->hb[i] = v * s->hb2[i];
     }
-    matmul(s, L.w2, s->hb, hidden, n, s->xb, dim);
+    matmul(s, l, TensorRole::W2, L.w2, s->hb, hidden, n, s->xb, dim);
     for (size_t i = 0; i < size_t(n) * dim; ++i) s->x[i] += s->xb[i];
   }
 
@@ -223,10 +250,11 @@ void forward_batch(Session* s, const int32_t* tokens, uint32_t n, float* logits_
     rmsnorm(s->x + size_t(t) * dim, s->x + size_t(t) * dim, m.final_norm, dim, c.norm_eps);
   }
   if (logits_out != nullptr) {
-    matmul(s, m.classifier, s->x, dim, n, logits_out, c.vocab_size);
+    matmul(s, kNoLayer, TensorRole::Classifier, m.classifier, s->x, dim, n, logits_out, c.vocab_size);
     std::memcpy(s->logits, logits_out + size_t(n - 1) * c.vocab_size, c.vocab_size * sizeof(float));
   } else {
-    matmul(s, m.classifier, s->x + size_t(n - 1) * dim, dim, 1, s->logits, c.vocab_size);
+    matmul(s, kNoLayer, TensorRole::Classifier, m.classifier, s->x + size_t(n - 1) * dim, dim, 1, s->logits,
+           c.vocab_size);
   }
   s->pos += n;
 }

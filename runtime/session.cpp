@@ -33,6 +33,11 @@ Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Sess
   float* vc = a->take_array<float>(cache);
   float* logits = a->take_array<float>(c.vocab_size);
   ProbIndex* ps = a->take_array<ProbIndex>(c.vocab_size);
+  uint32_t widest = c.dim > c.hidden_dim ? c.dim : c.hidden_dim;
+  widest = widest > q_dim ? widest : uint32_t(q_dim);
+  const size_t act_ld = (widest + 63) / 64 * 64;
+  int8_t* act_q8 = a->take_array<int8_t>(size_t(batch) * act_ld);
+  float* act_q8_scales = a->take_array<float>(size_t(batch) * ((widest + 31) / 32));
   // Room to tokenize a prompt before BPE merges shrink it: a prompt of up to
   // about twice the context in bytes.
   const uint32_t prompt_cap = 2 * ctx + 8;
@@ -59,6 +64,12 @@ Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Sess
   s->value_cache = vc;
   s->logits = logits;
   s->sampler_scratch = ps;
+  s->act_q8 = act_q8;
+  s->act_q8_scales = act_q8_scales;
+  s->act_q8_ld = act_ld;
+  s->kernels = &kernels_best();
+  s->observer = nullptr;
+  s->observer_user = nullptr;
   sampler_init(&s->sampler, c.vocab_size, 0.0f, 0.0f, 0, ps);
   s->prompt_tokens = prompt;
   s->prompt_capacity = prompt_cap;

@@ -5,12 +5,18 @@
 #include <cstdint>
 
 #include "runtime/arena.h"
+#include "runtime/kernels/matmul.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
 #include "runtime/status.h"
 #include "runtime/thread_pool.h"
 
 namespace stk {
+
+// Called before each matrix product with its input rows (n rows of `cols`
+// floats, row stride ldx). layer is kNoLayer for the classifier.
+using ActivationObserver = void (*)(void* user, uint32_t layer, TensorRole role, const float* x, size_t ldx,
+                                    uint32_t n, uint32_t cols);
 
 struct SessionConfig {
   uint32_t context_length;  // positions; 0 = the model's seq_len
@@ -38,6 +44,13 @@ struct Session {
   float* logits;       // [vocab] of the last evaluated token
   ProbIndex* sampler_scratch;  // [vocab]
   Sampler sampler;
+  int8_t* act_q8;        // [B][act_q8_ld] int8 activations for integer kernels
+  float* act_q8_scales;  // [B][ceil(max_width/32)]
+  size_t act_q8_ld;
+  const KernelSet* kernels;  // chosen at init; tests may swap in another ISA
+  // Calibration hook (host tools): sees the input of every matrix product.
+  ActivationObserver observer;
+  void* observer_user;
   int32_t* prompt_tokens;      // [prompt_capacity] for stk_generate
   uint32_t prompt_capacity;
   ThreadPool pool;

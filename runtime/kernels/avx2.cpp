@@ -2,7 +2,7 @@
 // run-time detection.
 #include <immintrin.h>
 
-#include "runtime/kernels/matmul.h"
+#include "runtime/kernels/kernels.h"
 
 namespace stk {
 namespace {
@@ -14,8 +14,12 @@ inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-void f32_avx2(const WeightView& w, const float* x, size_t ldx, uint32_t n, float* y, size_t ldy, uint32_t r0,
-              uint32_t r1) {
+}  // namespace
+
+void matmul_f32_avx2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
+  const float* x = a.x;
+  const size_t ldx = a.ldx;
+  const uint32_t n = a.n;
   const float* W = reinterpret_cast<const float*>(w.data);
   const uint32_t cols = w.cols;
   for (uint32_t r = r0; r < r1; ++r) {
@@ -39,8 +43,10 @@ void f32_avx2(const WeightView& w, const float* x, size_t ldx, uint32_t n, float
   }
 }
 
-void q8_avx2(const WeightView& w, const float* x, size_t ldx, uint32_t n, float* y, size_t ldy, uint32_t r0,
-             uint32_t r1) {
+void matmul_q8_avx2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
+  const float* x = a.x;
+  const size_t ldx = a.ldx;
+  const uint32_t n = a.n;
   const uint32_t cols = w.cols;
   const uint32_t groups = q8_groups_per_row(cols);
   const uint32_t full = cols / kQ8Group;
@@ -73,8 +79,5 @@ void q8_avx2(const WeightView& w, const float* x, size_t ldx, uint32_t n, float*
   }
 }
 
-}  // namespace
-
-const KernelSet kKernelsAvx2 = {Isa::Avx2, "avx2", f32_avx2, q8_avx2};
 
 }  // namespace stk

@@ -4,15 +4,19 @@
 
 #include <cstring>
 
-#include "runtime/kernels/matmul.h"
+#include "runtime/kernels/kernels.h"
 
 namespace stk {
 namespace {
 
 inline __mmask16 tail_mask16(uint32_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u); }
 
-void f32_avx512(const WeightView& w, const float* x, size_t ldx, uint32_t n, float* y, size_t ldy, uint32_t r0,
-                uint32_t r1) {
+}  // namespace
+
+void matmul_f32_avx512(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
+  const float* x = a.x;
+  const size_t ldx = a.ldx;
+  const uint32_t n = a.n;
   const float* W = reinterpret_cast<const float*>(w.data);
   const uint32_t cols = w.cols;
   for (uint32_t r = r0; r < r1; ++r) {
@@ -37,8 +41,10 @@ void f32_avx512(const WeightView& w, const float* x, size_t ldx, uint32_t n, flo
   }
 }
 
-void q8_avx512(const WeightView& w, const float* x, size_t ldx, uint32_t n, float* y, size_t ldy, uint32_t r0,
-               uint32_t r1) {
+void matmul_q8_avx512(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
+  const float* x = a.x;
+  const size_t ldx = a.ldx;
+  const uint32_t n = a.n;
   const uint32_t cols = w.cols;
   const uint32_t groups = q8_groups_per_row(cols);
   const int8_t* Q = reinterpret_cast<const int8_t*>(w.data);
@@ -75,8 +81,5 @@ void q8_avx512(const WeightView& w, const float* x, size_t ldx, uint32_t n, floa
   }
 }
 
-}  // namespace
-
-const KernelSet kKernelsAvx512 = {Isa::Avx512, "avx512", f32_avx512, q8_avx512};
 
 }  // namespace stk

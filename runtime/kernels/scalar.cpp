@@ -3,13 +3,14 @@
 #include <cstring>
 
 #include "runtime/half.h"
-#include "runtime/kernels/matmul.h"
+#include "runtime/kernels/kernels.h"
 
 namespace stk {
-namespace {
 
-void f32_scalar(const WeightView& w, const float* x, size_t ldx, uint32_t n, float* y, size_t ldy, uint32_t r0,
-                uint32_t r1) {
+void matmul_f32_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
+  const float* x = a.x;
+  const size_t ldx = a.ldx;
+  const uint32_t n = a.n;
   const float* W = reinterpret_cast<const float*>(w.data);
   const uint32_t cols = w.cols;
   for (uint32_t r = r0; r < r1; ++r) {
@@ -23,8 +24,10 @@ void f32_scalar(const WeightView& w, const float* x, size_t ldx, uint32_t n, flo
   }
 }
 
-void q8_scalar(const WeightView& w, const float* x, size_t ldx, uint32_t n, float* y, size_t ldy, uint32_t r0,
-               uint32_t r1) {
+void matmul_q8_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
+  const float* x = a.x;
+  const size_t ldx = a.ldx;
+  const uint32_t n = a.n;
   const uint32_t cols = w.cols;
   const uint32_t groups = q8_groups_per_row(cols);
   const int8_t* Q = reinterpret_cast<const int8_t*>(w.data);
@@ -49,8 +52,5 @@ void q8_scalar(const WeightView& w, const float* x, size_t ldx, uint32_t n, floa
   }
 }
 
-}  // namespace
-
-const KernelSet kKernelsScalar = {Isa::Scalar, "scalar", f32_scalar, q8_scalar};
 
 }  // namespace stk
