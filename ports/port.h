@@ -35,8 +35,12 @@ uint64_t now_ns();
 
 // Worker threads. Ports without threads return Status::Unsupported from
 // thread_start, and sessions are then limited to one thread.
+// Lives where the caller put it (the session arena) for the thread's whole
+// life, so starting a thread needs no allocation.
 struct Thread {
   uintptr_t handle;
+  void (*fn)(void*);
+  void* arg;
 };
 Status thread_start(Thread* t, void (*fn)(void*), void* arg, Message* msg);
 void thread_join(Thread* t);

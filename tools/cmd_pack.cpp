@@ -1,33 +1,15 @@
 // stk pack: llama2.c checkpoint + tokenizer.bin -> .stk
 #include <cstdio>
 
-#include "runtime/tokenizer.h"
 #include "runtime/weights.h"
 #include "tools/commands.h"
 #include "tools/llama2c_import.h"
+#include "tools/pack.h"
 #include "tools/quantize.h"
 #include "tools/stk_writer.h"
 
 namespace stk::cli {
 namespace {
-
-std::vector<uint8_t> build_tokenizer_section(const std::string& path, uint32_t vocab_size) {
-  std::vector<uint8_t> bin = host::read_file(path);
-  char text[256] = {0};
-  Message msg{text, sizeof text};
-  size_t need = 0;
-  if (tokenizer_build_section(bin.data(), bin.size(), vocab_size, nullptr, 0, &need, &msg) != Status::Ok) {
-    throw std::runtime_error(path + ": " + text);
-  }
-  std::vector<uint32_t> aligned((need + 3) / 4);  // the builder wants 4-byte alignment
-  size_t got = 0;
-  if (tokenizer_build_section(bin.data(), bin.size(), vocab_size, reinterpret_cast<uint8_t*>(aligned.data()),
-                              aligned.size() * 4, &got, &msg) != Status::Ok) {
-    throw std::runtime_error(path + ": " + text);
-  }
-  const uint8_t* p = reinterpret_cast<const uint8_t*>(aligned.data());
-  return std::vector<uint8_t>(p, p + got);
-}
 
 int run_pack(const Args& a) {
   if (a.positional.size() != 2) throw UsageError("expected IN and OUT");
@@ -37,21 +19,9 @@ int run_pack(const Args& a) {
   const std::string& out = a.positional[1];
 
   host::HostModel hm = host::import_llama2c(in);
-  host::PackedModel pm;
-  pm.config = hm.config;
-  pm.tokenizer_section = build_tokenizer_section(a.get("--tokenizer"), hm.config.vocab_size);
-  for (const host::HostTensor& t : hm.tensors) {
-    host::PackedTensor p;
-    p.name = t.name;
-    p.role = t.role;
-    p.layer = t.layer;
-    p.rows = t.rows;
-    p.cols = t.cols;
-    // Norm weights are tiny and feed every activation: they stay f32.
-    p.format = t.rows == 1 ? WeightFormat::F32 : format;
-    p.data = host::encode_weights(t.data.data(), t.rows, t.cols, p.format, p.params);
-    pm.tensors.push_back(std::move(p));
-  }
+  const std::string tok_path = a.get("--tokenizer");
+  host::PackedModel pm = host::pack_uniform(
+      hm, host::tokenizer_section_from_llama2c(host::read_file(tok_path), hm.config.vocab_size, tok_path), format);
   std::vector<uint8_t> bytes = host::serialize_stk(pm);
   host::write_file_atomic(out, bytes);
   std::fprintf(stderr, "packed %s (%s) -> %s: %zu tensors, format %s, %zu bytes\n", in.c_str(),

@@ -65,31 +65,20 @@ uint64_t now_ns() {
 }
 
 namespace {
-struct Trampoline {
-  void (*fn)(void*);
-  void* arg;
-};
-void* run_trampoline(void* p) {
-  Trampoline t = *static_cast<Trampoline*>(p);
-  free(p);
-  t.fn(t.arg);
+void* run_thread(void* p) {
+  Thread* t = static_cast<Thread*>(p);
+  t->fn(t->arg);
   return nullptr;
 }
 }  // namespace
 
 Status thread_start(Thread* t, void (*fn)(void*), void* arg, Message* msg) {
   static_assert(sizeof(pthread_t) <= sizeof(uintptr_t), "pthread_t fits the port handle");
-  // Thread creation happens inside session init, before the no-heap window.
-  Trampoline* tr = static_cast<Trampoline*>(malloc(sizeof(Trampoline)));
-  if (tr == nullptr) return fail(msg, Status::OutOfMemory, "cannot allocate thread start block");
-  tr->fn = fn;
-  tr->arg = arg;
+  t->fn = fn;
+  t->arg = arg;
   pthread_t th;
-  int rc = pthread_create(&th, nullptr, run_trampoline, tr);
-  if (rc != 0) {
-    free(tr);
-    return fail(msg, Status::OutOfMemory, "cannot start worker thread: %s", strerror(rc));
-  }
+  int rc = pthread_create(&th, nullptr, run_thread, t);
+  if (rc != 0) return fail(msg, Status::OutOfMemory, "cannot start worker thread: %s", strerror(rc));
   t->handle = uintptr_t(th);
   return Status::Ok;
 }

@@ -1,0 +1,113 @@
+// Helpers shared by the end-to-end tests: data paths, packing the bundled
+// stories260K model in memory, and aligned model buffers.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "c_api/stackrt.h"
+#include "runtime/format.h"
+#include "tools/llama2c_import.h"
+#include "tools/pack.h"
+#include "tools/stk_writer.h"
+
+namespace stk::test {
+
+inline std::string data_path(const std::string& name) { return std::string(STK_TEST_DATA_DIR) + "/" + name; }
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A .stk image in 64-byte aligned memory, as a flash-resident model would be.
+struct ModelImage {
+  std::unique_ptr<uint8_t, void (*)(void*)> bytes{nullptr, std::free};
+  size_t size = 0;
+};
+
+inline ModelImage to_image(const std::vector<uint8_t>& file) {
+  ModelImage img;
+  void* p = std::aligned_alloc(64, (file.size() + 63) / 64 * 64);
+  std::memcpy(p, file.data(), file.size());
+  img.bytes.reset(static_cast<uint8_t*>(p));
+  img.size = file.size();
+  return img;
+}
+
+inline std::vector<uint8_t> pack_file(const std::string& checkpoint, WeightFormat format) {
+  host::HostModel hm = host::import_llama2c(data_path(checkpoint));
+  auto tok = host::tokenizer_section_from_llama2c(host::read_file(data_path("tok512.bin")), hm.config.vocab_size,
+                                                  "tok512.bin");
+  return host::serialize_stk(host::pack_uniform(hm, tok, format));
+}
+
+// The bundled model packed once per format and kept for the whole test run.
+inline const ModelImage& stories260k(WeightFormat format, const std::string& checkpoint = "stories260K.bin") {
+  static std::vector<std::pair<std::string, ModelImage>> cache;
+  const std::string key = checkpoint + "/" + std::to_string(int(format));
+  for (auto& e : cache) {
+    if (e.first == key) return e.second;
+  }
+  cache.emplace_back(key, to_image(pack_file(checkpoint, format)));
+  return cache.back().second;
+}
+
+// Owns a model and one session with its arena.
+struct Runner {
+  stk_model* model = nullptr;
+  stk_session* session = nullptr;
+  std::vector<uint8_t> arena;
+  stk_model_info info = STK_MODEL_INFO_INIT;
+
+  explicit Runner(const ModelImage& img, uint32_t threads = 1, uint32_t max_batch = 0, uint32_t context = 0) {
+    stk_message m{};
+    EXPECT_EQ(stk_model_open_memory(img.bytes.get(), img.size, nullptr, &model, &m), STK_OK) << m.text;
+    EXPECT_EQ(stk_model_get_info(model, &info, &m), STK_OK) << m.text;
+    stk_session_config cfg = STK_SESSION_CONFIG_INIT;
+    cfg.n_threads = threads;
+    cfg.max_batch = max_batch;
+    cfg.context_length = context;
+    size_t bytes = 0;
+    EXPECT_EQ(stk_session_arena_size(model, &cfg, &bytes, &m), STK_OK) << m.text;
+    arena.resize(bytes);
+    EXPECT_EQ(stk_session_init(model, &cfg, arena.data(), arena.size(), &session, &m), STK_OK) << m.text;
+  }
+  ~Runner() {
+    stk_session_free(session);
+    stk_model_close(model);
+  }
+
+  std::vector<int32_t> tokenize(const std::string& text, bool bos = true) const {
+    std::vector<int32_t> t(text.size() + 3);
+    size_t n = 0;
+    stk_message m{};
+    EXPECT_EQ(stk_tokenize(model, text.data(), text.size(), bos ? 1 : 0, t.data(), t.size(), &n, &m), STK_OK)
+        << m.text;
+    t.resize(n);
+    return t;
+  }
+};
+
+// Collects what llama2.c's run prints: printable pieces, then a newline.
+inline int collect_printable(void* user, int32_t, const char* piece, size_t len) {
+  if (stk_piece_is_printable(piece, len)) static_cast<std::string*>(user)->append(piece, len);
+  return 0;
+}
+
+inline std::string generate_text(Runner& r, const char* prompt, uint32_t steps, const stk_sampler_config* sc) {
+  std::string out;
+  stk_message m{};
+  EXPECT_EQ(stk_generate(r.session, prompt, steps, sc, collect_printable, &out, nullptr, &m), STK_OK) << m.text;
+  return out + "\n";
+}
+
+}  // namespace stk::test
