@@ -9,10 +9,17 @@ namespace {
 constexpr uint32_t kSpinIterations = 4000;
 
 // Claims and runs chunks of job `seq` until none are left.
+//
+// A worker may arrive late, while the caller is already publishing the next
+// job. The publication order in thread_pool_run (close the claim counter to
+// the old job, then the parameters, then n_chunks with release) guarantees
+// that whoever reads a new n_chunks here also sees the counter closed, so it
+// can never claim a chunk index of the old job with the new job's count and
+// function.
 void drain(ThreadPool* p, uint32_t seq, uint32_t worker) {
+  const uint32_t n = p->n_chunks.load(std::memory_order_acquire);
   ChunkFn fn = p->fn.load(std::memory_order_relaxed);
   void* ctx = p->ctx.load(std::memory_order_relaxed);
-  const uint32_t n = p->n_chunks.load(std::memory_order_relaxed);
   uint64_t v = p->next.load(std::memory_order_acquire);
   for (;;) {
     if (uint32_t(v >> 32) != seq || uint32_t(v) >= n) return;
@@ -83,15 +90,17 @@ void thread_pool_run(ThreadPool* p, ChunkFn fn, void* ctx, uint32_t n_chunks) {
     for (uint32_t c = 0; c < n_chunks; ++c) fn(ctx, c, 0);
     return;
   }
-  // Publish the job: parameters first, then the claim counter, then the seq
-  // workers wait on. The previous job is complete, so no worker can still be
+  // Publish the job. First move the claim counter to the new sequence number,
+  // which closes it to late workers still holding the previous one; then the
+  // parameters; then n_chunks (release, see drain); last the sequence number
+  // workers wait on. The previous job is complete, so no worker is still
   // running a chunk of it.
   const uint32_t seq = p->job_seq.load(std::memory_order_relaxed) + 1;
+  p->next.store(uint64_t(seq) << 32, std::memory_order_seq_cst);
   p->fn.store(fn, std::memory_order_relaxed);
   p->ctx.store(ctx, std::memory_order_relaxed);
-  p->n_chunks.store(n_chunks, std::memory_order_relaxed);
   p->done.store(0, std::memory_order_relaxed);
-  p->next.store(uint64_t(seq) << 32, std::memory_order_release);
+  p->n_chunks.store(n_chunks, std::memory_order_release);
   p->job_seq.store(seq, std::memory_order_seq_cst);
   if (p->sleepers.load(std::memory_order_seq_cst) > 0) port::wake_all(&p->job_seq);
 
