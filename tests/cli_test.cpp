@@ -1,0 +1,457 @@
+// Tests of the `stk` command line as a user sees it: the built binary is run
+// with system(), its exit status, stdout and stderr are checked. The CLI
+// style (STYLE.md): help on -h, exit non-zero with a one-line reason on error.
+//
+// STK_BINARY is the path of the built `stk` (tests/CMakeLists.txt passes
+// $<TARGET_FILE:stk>).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "c_api/stackrt.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string data_path(const char* name) { return (fs::path(STK_TEST_DATA_DIR) / name).string(); }
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_all(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+struct Result {
+  int exit_code;
+  std::string out, err;
+};
+
+std::vector<std::string> lines(const std::string& s) {
+  std::vector<std::string> v;
+  std::istringstream in(s);
+  for (std::string l; std::getline(in, l);) v.push_back(l);
+  return v;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    char tmpl[] = "/tmp/stk_cli_test_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    model_ = dir_ + "/stories260K.stk";
+    Result r = run({"pack", data_path("stories260K.bin"), model_, "--tokenizer", data_path("tok512.bin")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string bytes = read_all(model_);
+    ASSERT_GT(bytes.size(), 4096u);
+    truncated_ = dir_ + "/truncated.stk";
+    write_all(truncated_, bytes.substr(0, bytes.size() / 2));
+    random_ = dir_ + "/random.bin";
+    std::mt19937 rng(3);
+    std::string noise(4096, '\0');
+    for (char& c : noise) c = char(rng());
+    write_all(random_, noise);
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+
+  static Result run(const std::vector<std::string>& args) {
+    static int counter = 0;
+    const std::string out = dir_ + "/out" + std::to_string(counter), err = dir_ + "/err" + std::to_string(counter);
+    ++counter;
+#ifdef STK_BINARY_LAUNCHER
+    std::string cmd = std::string(STK_BINARY_LAUNCHER) + " " + quote(STK_BINARY);  // cross builds: qemu
+#else
+    std::string cmd = quote(STK_BINARY);
+#endif
+    for (const std::string& a : args) cmd += " " + quote(a);
+    cmd += " </dev/null >" + quote(out) + " 2>" + quote(err);
+    const int status = std::system(cmd.c_str());
+    Result r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), read_all(out), read_all(err)};
+    std::remove(out.c_str());
+    std::remove(err.c_str());
+    return r;
+  }
+
+  // Non-zero exit, nothing on stdout, and exactly one non-empty line on
+  // stderr that contains `words`.
+  static void expect_error(const std::vector<std::string>& args, const std::string& words) {
+    std::string shown;
+    for (const std::string& a : args) shown += " " + a;
+    SCOPED_TRACE("stk" + shown);
+    Result r = run(args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_LT(r.exit_code, 128) << "killed by a signal";
+    EXPECT_EQ(r.out, "");
+    const std::vector<std::string> l = lines(r.err);
+    ASSERT_EQ(l.size(), 1u) << "stderr: " << r.err;
+    EXPECT_EQ(r.err.back(), '\n');
+    EXPECT_NE(l[0].find(words), std::string::npos) << "stderr line '" << l[0] << "' lacks '" << words << "'";
+  }
+
+  static std::string dir_, model_, truncated_, random_;
+};
+std::string Cli::dir_, Cli::model_, Cli::truncated_, Cli::random_;
+
+// ---- Help -------------------------------------------------------------------------
+
+TEST_F(Cli, HelpForEachSubcommand) {
+  for (const char* cmd : {"pack", "run", "ppl", "info"}) {
+    for (const char* flag : {"-h", "--help"}) {
+      SCOPED_TRACE(std::string(cmd) + " " + flag);
+      Result r = run({cmd, flag});
+      EXPECT_EQ(r.exit_code, 0);
+      EXPECT_EQ(r.out.rfind(std::string("usage: stk ") + cmd + " ", 0), 0u) << r.out;
+      EXPECT_EQ(r.err, "");
+    }
+  }
+  // -h wins even after other (possibly invalid) arguments.
+  Result r = run({"run", "--bogus", "-h"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out.rfind("usage: stk run ", 0), 0u);
+  // Flags are listed with their help.
+  EXPECT_NE(run({"run", "-h"}).out.find("--temp"), std::string::npos);
+  EXPECT_NE(run({"pack", "-h"}).out.find("--tokenizer"), std::string::npos);
+  EXPECT_NE(run({"ppl", "-h"}).out.find("--json"), std::string::npos);
+}
+
+TEST_F(Cli, OverviewAndVersion) {
+  Result r = run({"-h"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* cmd : {"pack", "run", "ppl", "info"}) {
+    EXPECT_NE(r.out.find(std::string("  ") + cmd + " "), std::string::npos) << cmd << " missing from\n" << r.out;
+  }
+  r = run({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, std::string("stk ") + STK_VERSION_STRING + "\n");
+  r = run({});
+  EXPECT_NE(r.exit_code, 0);  // no command: the overview, but a failing status
+}
+
+// ---- Errors: one line on stderr, non-zero exit ----------------------------------
+
+TEST_F(Cli, UnknownCommandAndFlags) {
+  expect_error({"bogus"}, "unknown command 'bogus'");
+  expect_error({"info", model_, "--bogus"}, "unknown option --bogus");
+  expect_error({"run", model_, "--temp=1", "--bogus=3"}, "unknown option --bogus");
+  expect_error({"info", "--json", model_}, "unknown option --json");
+  expect_error({"ppl", model_, "--json=1", "--text", "x"}, "--json takes no value");
+}
+
+TEST_F(Cli, MissingValue) {
+  expect_error({"run", model_, "--temp"}, "--temp needs a value");
+  expect_error({"ppl", model_, "--text"}, "--text needs a value");
+  expect_error({"pack", "a", "b", "--tokenizer"}, "--tokenizer needs a value");
+}
+
+TEST_F(Cli, BadNumbers) {
+  expect_error({"run", model_, "--temp", "abc"}, "--temp expects a number");
+  expect_error({"run", model_, "--temp", "1.5x"}, "--temp expects a number");
+  expect_error({"run", model_, "--temp", "nan"}, "--temp");
+  expect_error({"run", model_, "--temp", "-1"}, "--temp must be in");
+  expect_error({"run", model_, "--topp", "2"}, "--topp must be in");
+  expect_error({"run", model_, "-n", "12x"}, "-n expects an integer");
+  expect_error({"run", model_, "-n", "99999999999999999999"}, "-n expects an integer");
+  expect_error({"run", model_, "--seed", "-5"}, "--seed must be in");
+  expect_error({"run", model_, "--threads", "0"}, "--threads must be in");
+  expect_error({"ppl", model_, "--text", data_path("tinystories_valid_dev.txt"), "--threads", "17"},
+               "--threads must be in");
+}
+
+TEST_F(Cli, WrongPositionalCount) {
+  expect_error({"info"}, "expected one MODEL");
+  expect_error({"info", model_, model_}, "expected one MODEL");
+  expect_error({"run"}, "expected one MODEL");
+  expect_error({"run", model_, "extra"}, "expected one MODEL");
+  expect_error({"ppl", "--text", "x"}, "expected one MODEL");
+  expect_error({"pack", data_path("stories260K.bin"), "--tokenizer", data_path("tok512.bin")}, "expected IN and OUT");
+  expect_error({"pack", "a", "b", "c", "--tokenizer", "t"}, "expected IN and OUT");
+}
+
+TEST_F(Cli, PackWithoutTokenizer) {
+  const std::string out = dir_ + "/never.stk";
+  expect_error({"pack", data_path("stories260K.bin"), out}, "--tokenizer");
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(Cli, PackErrors) {
+  const std::string out = dir_ + "/never.stk";
+  expect_error({"pack", dir_ + "/missing.bin", out, "--tokenizer", data_path("tok512.bin")}, "missing.bin");
+  expect_error({"pack", random_, out, "--tokenizer", data_path("tok512.bin")}, "random.bin");
+  expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", random_}, "random.bin");
+  expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", data_path("tok512.bin"), "--format", "q9"},
+               "q9");
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out + ".tmp"));
+}
+
+TEST_F(Cli, MissingAndMalformedModelFiles) {
+  const std::string missing = dir_ + "/no_such_model.stk";
+  for (const char* cmd : {"info", "run"}) {
+    expect_error({cmd, missing}, "no_such_model.stk");
+    expect_error({cmd, random_}, "magic");
+    expect_error({cmd, truncated_}, "truncated");
+    expect_error({cmd, dir_}, "not a regular file");
+  }
+  expect_error({"ppl", missing, "--text", data_path("tinystories_valid_dev.txt")}, "no_such_model.stk");
+  expect_error({"ppl", model_, "--text", dir_ + "/no_such_text.txt"}, "no_such_text.txt");
+  expect_error({"ppl", model_}, "--text");
+  expect_error({"run", model_, "--tokenizer", dir_ + "/no_such_tok.bin"}, "no_such_tok.bin");
+  const std::string empty = dir_ + "/empty.stk";
+  write_all(empty, "");
+  expect_error({"info", empty}, "empty");
+}
+
+// ---- info ---------------------------------------------------------------------------
+
+TEST_F(Cli, InfoListsTensorsAndHyperParameters) {
+  Result r = run({"info", model_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // stories260K (tests/data/README.md): dim 64, hidden 172, 5 layers, 8 heads,
+  // 4 kv heads, vocab 512, seq_len 512.
+  const std::map<std::string, int> expect = {{"dim", 64},      {"hidden", 172}, {"layers", 5},   {"heads", 8},
+                                             {"kv_heads", 4}, {"vocab", 512},  {"seq_len", 512}};
+  for (const auto& [key, value] : expect) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.out, m, std::regex("(^|\\s)" + key + " (\\d+)"))) << key << " in\n" << r.out;
+    EXPECT_EQ(std::stoi(m[2]), value) << key;
+  }
+  // Tensor rows: name, format, RxC, bytes. The embedding + 5 x 9 per layer +
+  // the final norm = 47 (the classifier is shared).
+  const std::regex row(R"(^\s+(\S+)\s+([a-z0-9]+)\s+(\d+)x(\d+)\s+(\d+)\s*$)");
+  std::map<std::string, std::vector<uint64_t>> tensors;
+  uint64_t sum = 0;
+  for (const std::string& l : lines(r.out)) {
+    std::smatch m;
+    if (!std::regex_match(l, m, row)) continue;
+    EXPECT_EQ(tensors.count(m[1]), 0u) << "duplicate " << m[1];
+    tensors[m[1]] = {std::stoull(m[3]), std::stoull(m[4]), std::stoull(m[5])};
+    sum += std::stoull(m[5]);
+    EXPECT_EQ(m[2].str(), m[3] == "1" ? "f32" : "q8") << l;  // norms stay f32, matrices are q8 by default
+  }
+  EXPECT_EQ(tensors.size(), 47u) << r.out;
+  ASSERT_EQ(tensors.count("tok_embeddings"), 1u);
+  EXPECT_EQ(tensors["tok_embeddings"][0], 512u);
+  EXPECT_EQ(tensors["tok_embeddings"][1], 64u);
+  EXPECT_EQ(tensors["norm"], (std::vector<uint64_t>{1, 64, 256}));
+  // layers.4.ffn.w2 is 64 x 172 in q8: 11008 int8 -> scales at 11008 (a
+  // multiple of 64), 64 rows x 6 groups x 2 bytes = 768: 11776 bytes.
+  EXPECT_EQ(tensors["layers.4.ffn.w2"], (std::vector<uint64_t>{64, 172, 11776}));
+  EXPECT_EQ(tensors["layers.0.attn.wk"], (std::vector<uint64_t>{32, 64, 2048 + 32 * 2 * 2}));
+  EXPECT_EQ(tensors.count("output"), 0u);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("weight bytes (\\d+)")));
+  EXPECT_EQ(std::stoull(m[1]), sum);
+}
+
+// ---- ppl --json ---------------------------------------------------------------------
+
+// A minimal JSON reader: enough to check that a line is one well-formed
+// object and to read its top-level numbers.
+class Json {
+ public:
+  explicit Json(const std::string& s) : s_(s) {}
+  bool object(std::map<std::string, double>* numbers) {
+    ws();
+    if (!value(numbers, true)) return false;
+    ws();
+    return i_ == s_.size();
+  }
+
+ private:
+  void ws() {
+    while (i_ < s_.size() && std::isspace(uint8_t(s_[i_]))) ++i_;
+  }
+  bool lit(const char* w) {
+    const std::string t(w);
+    if (s_.compare(i_, t.size(), t) != 0) return false;
+    i_ += t.size();
+    return true;
+  }
+  bool string(std::string* out) {
+    if (i_ >= s_.size() || s_[i_] != '"') return false;
+    for (++i_; i_ < s_.size(); ++i_) {
+      if (s_[i_] == '"') {
+        ++i_;
+        return true;
+      }
+      if (s_[i_] == '\\') ++i_;
+      if (uint8_t(s_[i_]) < 0x20) return false;
+      out->push_back(s_[i_]);
+    }
+    return false;
+  }
+  bool number(double* v) {
+    static const std::regex num(R"(-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?)");
+    std::smatch m;
+    std::string rest = s_.substr(i_);
+    if (!std::regex_search(rest, m, num, std::regex_constants::match_continuous)) return false;
+    *v = std::stod(m[0]);
+    i_ += m[0].length();
+    return true;
+  }
+  bool value(std::map<std::string, double>* top, bool must_be_object) {
+    ws();
+    if (i_ >= s_.size()) return false;
+    const char c = s_[i_];
+    if (must_be_object && c != '{') return false;
+    if (c == '{') {
+      ++i_;
+      ws();
+      if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
+      for (;;) {
+        ws();
+        std::string key;
+        if (!string(&key)) return false;
+        ws();
+        if (i_ >= s_.size() || s_[i_++] != ':') return false;
+        ws();
+        double v;
+        const size_t at = i_;
+        if (number(&v)) {
+          if (top != nullptr) {
+            if (top->count(key)) return false;  // duplicate key
+            (*top)[key] = v;
+          }
+        } else {
+          i_ = at;
+          if (!value(nullptr, false)) return false;
+        }
+        ws();
+        if (i_ < s_.size() && s_[i_] == ',') {
+          ++i_;
+          continue;
+        }
+        return i_ < s_.size() && s_[i_++] == '}';
+      }
+    }
+    if (c == '[') {
+      ++i_;
+      ws();
+      if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
+      for (;;) {
+        if (!value(nullptr, false)) return false;
+        ws();
+        if (i_ < s_.size() && s_[i_] == ',') {
+          ++i_;
+          continue;
+        }
+        return i_ < s_.size() && s_[i_++] == ']';
+      }
+    }
+    if (c == '"') {
+      std::string ignored;
+      return string(&ignored);
+    }
+    double v;
+    return lit("true") || lit("false") || lit("null") || number(&v);
+  }
+  const std::string& s_;
+  size_t i_ = 0;
+};
+
+TEST(JsonReader, AcceptsObjectsAndRejectsGarbage) {
+  std::map<std::string, double> n;
+  EXPECT_TRUE(Json(R"({"a": 1.5, "b": -2e3, "c": "x", "d": [1, {"e": null}], "f": true})").object(&n));
+  EXPECT_EQ(n["a"], 1.5);
+  EXPECT_EQ(n["b"], -2000.0);
+  EXPECT_EQ(n.count("c"), 0u);
+  for (const char* bad : {"", "{", "{\"a\": 1,}", "{\"a\" 1}", "[1]", "{\"a\": 01}", "{\"a\": nan}",
+                          "{\"a\": 1} x", "{\"a\": 1, \"a\": 2}"}) {
+    std::map<std::string, double> m;
+    EXPECT_FALSE(Json(bad).object(&m)) << bad;
+  }
+}
+
+TEST_F(Cli, PplJsonLastLine) {
+  const std::vector<std::string> stories = {"Once upon a time, there was a little cat. The cat liked to play.",
+                                            "Tom had a red ball. He gave it to his friend.\n"};
+  // Stories are split at "\n\n" only: the file's final newline belongs to the last story.
+  const std::string text_path = dir_ + "/small.txt";
+  write_all(text_path, stories[0] + "\n\n" + stories[1]);
+  Result r = run({"ppl", model_, "--text", text_path, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> out = lines(r.out);
+  ASSERT_FALSE(out.empty());
+  std::map<std::string, double> j;
+  ASSERT_TRUE(Json(out.back()).object(&j)) << out.back();
+  for (const char* key : {"ppl", "predictions", "mean_nll", "weight_bytes", "arena_bytes"}) {
+    ASSERT_EQ(j.count(key), 1u) << key << " missing from " << out.back();
+  }
+  EXPECT_NEAR(j["ppl"], std::exp(j["mean_nll"]), 1e-5 * j["ppl"] + 1e-6);  // both printed with 6 decimals
+  EXPECT_GT(j["ppl"], 1.0);
+  EXPECT_LT(j["ppl"], 512.0);  // better than uniform over the vocabulary: the model knows TinyStories
+  EXPECT_GT(j["arena_bytes"], 0.0);
+
+  // Predictions: one per token after BOS of each story (the story-ppl
+  // protocol; both stories fit one window). Counted with the C API's tokenizer.
+  stk_model* model = nullptr;
+  stk_message m{};
+  ASSERT_EQ(stk_model_open_file(model_.c_str(), nullptr, &model, &m), STK_OK) << m.text;
+  uint64_t predictions = 0;
+  for (const std::string& s : stories) {
+    std::vector<int32_t> tokens(s.size() + 3);
+    size_t n = 0;
+    ASSERT_EQ(stk_tokenize(model, s.data(), s.size(), 1, tokens.data(), tokens.size(), &n, &m), STK_OK) << m.text;
+    predictions += n - 1;
+  }
+  stk_model_info info = STK_MODEL_INFO_INIT;
+  ASSERT_EQ(stk_model_get_info(model, &info, &m), STK_OK);
+  stk_model_close(model);
+  EXPECT_EQ(j["predictions"], double(predictions));
+  EXPECT_EQ(j["weight_bytes"], double(info.weight_bytes));
+
+  // The same numbers as the human-readable line.
+  std::smatch hm;
+  ASSERT_TRUE(std::regex_search(r.out, hm, std::regex(R"(predictions (\d+)\s+mean_nll ([0-9.]+)\s+ppl ([0-9.]+))")));
+  EXPECT_EQ(std::stod(hm[1]), j["predictions"]);
+  EXPECT_EQ(std::stod(hm[3]), j["ppl"]);
+}
+
+TEST_F(Cli, PplWithoutJsonPrintsNoJson) {
+  const std::string text_path = dir_ + "/one.txt";
+  write_all(text_path, "The sun was hot.\n");
+  Result r = run({"ppl", model_, "--text", text_path});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find('{'), std::string::npos);
+}
+
+TEST_F(Cli, RunGeneratesDeterministicallyWithASeed) {
+  Result a = run({"run", model_, "-n", "20", "--seed", "7", "--prompt", "Once upon"});
+  Result b = run({"run", model_, "-n", "20", "--seed", "7", "--prompt", "Once upon", "--threads", "2"});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_EQ(a.out.rfind("Once upon", 0), 0u) << a.out;
+  EXPECT_GT(a.out.size(), std::string("Once upon").size() + 5);
+}
+
+}  // namespace
