@@ -1,0 +1,147 @@
+// stk bench: decode and prefill speed of random-weight models with real
+// shapes, per weight format and thread count, against the machine's measured
+// memory read bandwidth (the roofline of a decode step that streams every
+// weight once per token).
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+#include <vector>
+
+#include "bench/bandwidth.h"
+#include "bench/synth_model.h"
+#include "bench/synth_sparse.h"
+#include "c_api/stackrt.h"
+#include "tools/commands.h"
+#include "tools/handles.h"
+#include "tools/memory_model.h"
+
+namespace stk::cli {
+namespace {
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int run_bench(const Args& a) {
+  const std::vector<std::string> shapes = split_list(a.get("--shapes", "stories15M,stories110M,tinyllama"));
+  const std::vector<std::string> formats = split_list(a.get("--formats", "f32,q8,q4,q3,q2,t2"));
+  std::vector<uint32_t> threads;
+  for (const std::string& t : split_list(a.get("--threads", "1,2"))) {
+    const long v = std::strtol(t.c_str(), nullptr, 10);
+    if (v < 1 || v > 16) throw UsageError("--threads expects a list of counts in 1..16, got '" + t + "'");
+    threads.push_back(uint32_t(v));
+  }
+  const uint32_t prompt = uint32_t(a.integer("--prompt", 64, 1, 1024));
+  const uint32_t decode = uint32_t(a.integer("--decode", 32, 1, 4096));
+  const bool big_f32 = a.has("--big-f32");
+  const bool json = a.has("--json");
+  const double bw_bytes = double(a.integer("--bw-mib", 1024, 64, 65536)) * 1048576.0;
+
+  std::vector<double> bandwidth(17, 0.0);
+  for (uint32_t t : threads) {
+    bandwidth[t] = bench::measure_read_bandwidth(size_t(bw_bytes), t);
+    std::fprintf(stderr, "memory read bandwidth, %u thread%s: %.2f GB/s\n", t, t == 1 ? "" : "s", bandwidth[t] / 1e9);
+  }
+  std::printf("%-12s %-6s %3s %7s %12s %10s %11s %9s %9s\n", "shape", "format", "thr", "bpw", "bytes/token",
+              "decode t/s", "prefill t/s", "GB/s", "roofline");
+  std::string json_rows;
+  for (const std::string& shape_name : shapes) {
+    const bench::ShapeSpec shape = bench::shape_by_name(shape_name);
+    for (const std::string& fname : formats) {
+      const bench::SparseFormatName sf = bench::parse_sparse_format(fname);  // "2:4-q8": bench/synth_sparse.h
+      const host::FormatSpec spec = sf.values;
+      const std::string label = sf.pattern.sparse() ? fname : spec.name();
+      if (spec.format == WeightFormat::F32 && shape.name == "tinyllama" && !big_f32) {
+        std::fprintf(stderr, "skipping tinyllama f32 (4.4 GB; --big-f32 to include it)\n");
+        continue;
+      }
+      const auto tp = std::chrono::steady_clock::now();
+      host::PackedModel pm = bench::synth_model(shape, spec, prompt + decode + 8);
+      if (sf.pattern.sparse()) bench::sparsify_layers(&pm, sf.pattern, spec);
+      const uint64_t per_token = bench::weight_bytes_per_token(pm);
+      double matrix_bits = 0, matrix_weights = 0;
+      for (const auto& t : pm.tensors)
+        if (t.rows > 1) matrix_bits += double(t.data.size()) * 8, matrix_weights += double(t.rows) * t.cols;
+      std::unique_ptr<host::MemoryModel> mm;
+      {
+        std::vector<uint8_t> image = host::serialize_stk(pm);
+        pm.tensors.clear();
+        mm.reset(new host::MemoryModel(image));
+      }
+      std::fprintf(stderr, "%s %s: built in %.1f s\n", shape.name.c_str(), label.c_str(), seconds_since(tp));
+      for (uint32_t t : threads) {
+        host::MemorySession ms(*mm, t, prompt, prompt + decode + 8);
+        std::vector<int32_t> toks(prompt);
+        for (uint32_t i = 0; i < prompt; ++i) toks[i] = int32_t((i * 7919u + 1u) % shape.vocab);
+        stk_message m{};
+        // Warm-up (page in the weights, wake the threads), then measure.
+        stk_session_reset(ms.get());
+        host::check(stk_session_eval(ms.get(), toks.data(), prompt, nullptr, &m), m);
+        double prefill_s = 1e30;
+        for (int rep = 0; rep < 2; ++rep) {
+          stk_session_reset(ms.get());
+          const auto t0 = std::chrono::steady_clock::now();
+          host::check(stk_session_eval(ms.get(), toks.data(), prompt, nullptr, &m), m);
+          prefill_s = std::min(prefill_s, seconds_since(t0));
+        }
+        stk_session_reset(ms.get());
+        host::check(stk_session_eval(ms.get(), toks.data(), 1, nullptr, &m), m);
+        const auto t0 = std::chrono::steady_clock::now();
+        for (uint32_t i = 0; i < decode; ++i) {
+          const int32_t tok = toks[(i + 1) % prompt];
+          host::check(stk_session_eval(ms.get(), &tok, 1, nullptr, &m), m);
+        }
+        const double decode_tps = decode / seconds_since(t0);
+        const double prefill_tps = prompt / prefill_s;
+        const double gbs = double(per_token) * decode_tps;
+        const double roof = gbs / bandwidth[t];
+        const double bpw = matrix_bits / matrix_weights;
+        std::printf("%-12s %-6s %3u %7.3f %12llu %10.2f %11.1f %9.2f %8.1f%%\n", shape.name.c_str(),
+                    label.c_str(), t, bpw, (unsigned long long)per_token, decode_tps, prefill_tps, gbs / 1e9,
+                    roof * 100);
+        std::fflush(stdout);
+        char row[512];
+        std::snprintf(row, sizeof row,
+                      "%s{\"shape\": \"%s\", \"format\": \"%s\", \"threads\": %u, \"linear_bpw\": %.4f, "
+                      "\"weight_bytes_per_token\": %llu, \"decode_tok_s\": %.3f, \"prefill_tok_s\": %.2f, "
+                      "\"decode_bytes_s\": %.0f, \"bandwidth_bytes_s\": %.0f, \"roofline_pct\": %.2f}",
+                      json_rows.empty() ? "" : ", ", shape.name.c_str(), label.c_str(), t, bpw,
+                      (unsigned long long)per_token, decode_tps, prefill_tps, gbs, bandwidth[t], roof * 100);
+        json_rows += row;
+      }
+    }
+  }
+  if (json) std::printf("{\"kernels\": \"best\", \"prompt\": %u, \"decode\": %u, \"results\": [%s]}\n", prompt, decode,
+                        json_rows.c_str());
+  return 0;
+}
+
+}  // namespace
+
+const Command kBenchCommand = {
+    "bench",
+    "[options]",
+    "Decode/prefill speed of random-weight models with real shapes per format and thread count, vs memory bandwidth.",
+    {
+        {"--shapes", "LIST", "stories15M,stories110M,tinyllama (default all three)"},
+        {"--formats", "LIST", "weight formats, e.g. f32,q8,q4,q3g64,q2,t2 (default f32,q8,q4,q3,q2,t2); N:M-F = N:M-sparse layers, values F (2:4-q8)"},
+        {"--threads", "LIST", "thread counts (default 1,2)"},
+        {"--prompt", "N", "prefill tokens (default 64)"},
+        {"--decode", "N", "decode steps timed (default 32)"},
+        {"--big-f32", nullptr, "also run tinyllama in f32 (4.4 GB)"},
+        {"--bw-mib", "MIB", "buffer for the bandwidth measurement (default 1024)"},
+        {"--json", nullptr, "also print one JSON object as the last stdout line"},
+    },
+    run_bench,
+};
+
+}  // namespace stk::cli

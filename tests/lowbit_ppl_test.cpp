@@ -1,0 +1,117 @@
+// End-to-end perplexity of stories260K packed in each low-bit format, round-
+// to-nearest and calibrated (GPTQ on the first 64 dev stories), scored on the
+// next stories of tinystories_valid_dev.txt. Also measures what the int8
+// activations of the low-bit kernels cost, against the float-activation
+// reference kernel.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+#include "c_api/stackrt_internal.h"
+#include "runtime/kernels/kernels.h"
+#include "tools/calib.h"
+#include "tools/llama2c_import.h"
+#include "tools/memory_model.h"
+#include "tools/pack.h"
+#include "tools/pack_plan.h"
+#include "tools/story_ppl.h"
+
+namespace {
+
+std::string dev_text_path() {
+  for (std::string p : {std::string(STK_TEST_DATA_DIR) + "/tinystories_valid_dev.txt",
+                        std::string(STK_SHARED_DATA_DIR) + "/tinystories_valid_dev.txt"}) {
+    if (std::ifstream(p).good()) return p;
+  }
+  return "";
+}
+
+struct Fixture {
+  stk::host::HostModel hm;
+  std::vector<uint8_t> tok;
+  std::vector<std::string> calib, eval;
+};
+
+const Fixture* fixture() {
+  static Fixture* f = [] () -> Fixture* {
+    const std::string text = dev_text_path();
+    if (text.empty()) return nullptr;
+    auto* f = new Fixture;
+    f->hm = stk::host::import_llama2c(std::string(STK_TEST_DATA_DIR) + "/stories260K.bin");
+    f->tok = stk::host::tokenizer_section_from_llama2c(
+        stk::host::read_file(std::string(STK_TEST_DATA_DIR) + "/tok512.bin"), f->hm.config.vocab_size, "tok512");
+    std::ifstream in(text, std::ios::binary);
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto stories = stk::host::split_stories(all);
+    f->calib = stk::host::story_range(stories, 0, 64);
+    f->eval = stk::host::story_range(stories, 64, 264);
+    return f;
+  }();
+  return f;
+}
+
+double ppl_of(const stk::host::PackedModel& pm, const std::vector<std::string>& stories, bool f32_acts = false) {
+  stk::host::MemoryModel mm(stk::host::serialize_stk(pm));
+  stk::host::MemorySession ms(mm, 1, 64);
+  stk::KernelSet custom = stk::kernels_best();
+  if (f32_acts) {
+    for (stk::WeightFormat f : {stk::WeightFormat::Q4, stk::WeightFormat::Q3, stk::WeightFormat::Q2,
+                                stk::WeightFormat::T2}) {
+      custom.fn[uint32_t(f)] = stk::matmul_lowbit_f32act_scalar;
+      custom.wants_q8_activations[uint32_t(f)] = false;
+    }
+    stk_session_impl(ms.get())->kernels = &custom;
+  }
+  return stk::host::score_stories(mm.get(), ms.get(), stories).ppl();
+}
+
+stk::host::PackedModel pack(const Fixture& f, const std::string& format, bool calibrated) {
+  stk::host::PackPlanOptions o;
+  o.base = stk::host::parse_format_spec(format);
+  if (calibrated) o.calib = f.calib;
+  return stk::host::pack_with_plan(f.hm, f.tok, o);
+}
+
+TEST(LowbitPpl, EveryFormatRoundToNearestAndCalibrated) {
+  const Fixture* f = fixture();
+  if (!f) GTEST_SKIP() << "tinystories_valid_dev.txt not found in tests/data or ../shared/data";
+  const double base = ppl_of(pack(*f, "f32", false), f->eval);
+  std::map<std::string, double> rel;
+  for (const char* fmt : {"q8", "q4", "q3", "q2", "t2"}) {
+    for (bool cal : {false, true}) {
+      if (std::string(fmt) == "q8" && cal) continue;
+      stk::host::PackedModel pm = pack(*f, fmt, cal);
+      const double p = ppl_of(pm, f->eval);
+      const std::string key = std::string(fmt) + (cal ? "/gptq" : "/rtn");
+      rel[key] = p / base - 1.0;
+      std::printf("  %-8s linear_bpw %.3f  ppl %.4f  (%+.1f%% vs f32 %.4f)\n", key.c_str(),
+                  stk::host::linear_bpw(pm), p, 100 * rel[key], base);
+    }
+  }
+  EXPECT_LT(rel["q8/rtn"], 0.01);
+  EXPECT_LT(rel["q4/rtn"], 0.25);
+  EXPECT_LT(rel["q4/gptq"], 0.08);
+  EXPECT_LT(rel["q3/gptq"], 0.60);
+  EXPECT_LT(rel["q2/gptq"], 15.0);
+  EXPECT_TRUE(std::isfinite(rel["t2/gptq"]));
+  // Calibration must help every low-bit format.
+  for (const char* fmt : {"q4", "q3", "q2", "t2"}) {
+    EXPECT_LT(rel[std::string(fmt) + "/gptq"], rel[std::string(fmt) + "/rtn"]) << fmt;
+  }
+}
+
+TEST(LowbitPpl, Int8ActivationsCostLittle) {
+  const Fixture* f = fixture();
+  if (!f) GTEST_SKIP() << "tinystories_valid_dev.txt not found in tests/data or ../shared/data";
+  stk::host::PackedModel pm = pack(*f, "q4", false);
+  std::vector<std::string> few(f->eval.begin(), f->eval.begin() + 100);
+  const double q8act = ppl_of(pm, few, false), f32act = ppl_of(pm, few, true);
+  std::printf("  q4 ppl with int8 activations %.4f, float activations %.4f (%+.2f%%)\n", q8act, f32act,
+              100 * (q8act / f32act - 1));
+  EXPECT_LT(std::fabs(q8act / f32act - 1), 0.01);
+}
+
+}  // namespace

@@ -1,0 +1,56 @@
+// Host-side quantizers for the low-bit formats of runtime/lowbit.h: group
+// parameter fitting (optionally weighted by per-column importance, with a
+// clipping search), round-to-nearest, and packing to the on-disk layout.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/format.h"
+
+namespace stk::host {
+
+// A format plus its group size, e.g. "q4" (group 32), "q3g64", "t2g128", "q8", "f32".
+struct FormatSpec {
+  WeightFormat format = WeightFormat::F32;
+  uint32_t group = 0;  // low-bit formats only
+  std::string name() const;
+  // Bits per weight of a rows x cols tensor, scales and padding included.
+  double bpw(uint32_t rows, uint32_t cols) const;
+};
+FormatSpec parse_format_spec(const std::string& text);  // throws std::invalid_argument
+
+constexpr uint32_t kDefaultLowbitGroup = 32;
+
+// Unpacked low-bit tensor: one code per weight plus per-(row, group) d and m
+// (already rounded to fp16, the values the runtime will use).
+struct LowbitTensor {
+  WeightFormat format;
+  uint32_t rows, cols, group;
+  std::vector<uint8_t> codes;  // rows*cols
+  std::vector<float> d, m;     // rows*groups_per_row; m unused for T2
+  uint32_t groups_per_row() const { return uint32_t((uint64_t(cols) + group - 1) / group); }
+  float value(uint32_t r, uint32_t c) const;
+};
+
+uint32_t lowbit_max_code(WeightFormat f);  // 15, 7, 3, 2
+// Code nearest to w under (d, m) and the weight it decodes to.
+uint32_t lowbit_quantize_value(WeightFormat f, float w, float d, float m);
+inline float lowbit_decode_value(WeightFormat f, uint32_t q, float d, float m) {
+  return f == WeightFormat::T2 ? d * (float(q) - 1.0f) : d * float(q) + m;
+}
+
+// Fits (d, m) for n weights. importance (may be null) weights the squared
+// error of each; search=false is plain min/max (absmax-mean for T2),
+// search=true tries clipped ranges and refits by weighted least squares.
+void lowbit_fit_group(WeightFormat f, const float* w, const float* importance, uint32_t n, bool search, float* d,
+                      float* m);
+
+// Fits every group and rounds every weight to nearest.
+LowbitTensor lowbit_quantize_rtn(const float* w, uint32_t rows, uint32_t cols, FormatSpec spec,
+                                 const float* col_importance = nullptr, bool search = false);
+
+// The runtime layout; fills params[4].
+std::vector<uint8_t> lowbit_pack(const LowbitTensor& t, uint32_t params[4]);
+
+}  // namespace stk::host

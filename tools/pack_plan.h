@@ -1,0 +1,47 @@
+// Per-tensor format choice for `stk pack`: --format, --layer PATTERN=FORMAT
+// rules, --bpw B budget allocation, and round-to-nearest or calibrated
+// (GPTQ on stackrt's own activations) quantization of every matrix.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tools/gptq.h"
+#include "tools/host_model.h"
+#include "tools/lowbit_quant.h"
+#include "tools/stk_writer.h"
+
+namespace stk::host {
+
+struct LayerRule {
+  std::string pattern;  // glob over tensor names as `stk info` prints them
+  FormatSpec spec;
+};
+// "PATTERN=FORMAT"; throws std::invalid_argument with a message naming the rule.
+LayerRule parse_layer_rule(const std::string& text);
+
+struct PackPlanOptions {
+  FormatSpec base;                 // every matrix without a matching rule
+  std::vector<LayerRule> rules;    // applied in order; the last match wins
+  double bpw = 0;                  // > 0: choose formats of rule-free matrices to fit this average
+  std::vector<std::string> calib;  // calibration stories; empty = round-to-nearest
+  uint32_t threads = 1;
+  GptqOptions gptq;
+  size_t probe_stories = 16;       // calibration stories --bpw measures KL on
+  std::function<void(const std::string&)> log;  // progress lines (optional)
+};
+
+// True for tensors that are matrices (everything except the norm vectors).
+inline bool is_matrix(const HostTensor& t) { return t.rows > 1; }
+
+// Format of each tensor of `model` after rules (norms: f32). Throws when a
+// rule matches no matrix.
+std::vector<FormatSpec> apply_rules(const HostModel& model, const PackPlanOptions& o);
+
+PackedModel pack_with_plan(const HostModel& model, std::vector<uint8_t> tokenizer_section, const PackPlanOptions& o);
+
+// Bits per weight over all matrices (scales and padding included).
+double linear_bpw(const PackedModel& m);
+
+}  // namespace stk::host
