@@ -1,0 +1,100 @@
+// Shared by the x86 N:M sparse kernels (sparse_avx2.cpp, sparse_avx512.cpp):
+// the per-call plan (layout, value format, per-lane group offsets) and the
+// scalar loop for the kept values after the last full vector chunk. Included
+// only by those files; everything has internal linkage so each ISA gets its
+// own copy.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "runtime/kernels/kernels.h"
+#include "runtime/lowbit.h"
+#include "runtime/sparse.h"
+
+namespace stk {
+namespace sparse_x86 {
+namespace {
+
+enum class ValueKind { F32, Q8, Q4 };
+// How a chunk's inputs are fetched: a permute over 2 or 4 vector loads from
+// the chunk's first column (when its groups span at most 2 or 4 vectors), or
+// a gather.
+enum class Path { Perm2, Perm4, Gather };
+
+struct Plan {
+  SparseLayout L;
+  WeightView v;     // the value plane
+  LowbitLayout LB;  // Q4 values only
+  ValueKind vf;
+  Path path;
+  uint32_t cols, chunks;  // chunks: full vector chunks inside the full groups
+  const uint8_t* indices;
+  uint64_t q8_scale_at;
+  alignas(64) int32_t offs[kSparseMaxM][16];  // [kept before the chunk in its first group][lane]
+  alignas(64) int32_t shifts[16];
+
+  const uint8_t* index_row(uint32_t r) const { return indices + uint64_t(r) * L.index_row_bytes; }
+  // Start of row r's value bytes (f32: floats, q8: int8, q4: code blocks).
+  const uint8_t* value_row(uint32_t r) const {
+    return v.data + uint64_t(r) * (vf == ValueKind::F32 ? uint64_t(L.kept) * 4 : vf == ValueKind::Q8 ? L.kept : LB.row_code_bytes);
+  }
+  const uint16_t* q8_scales(uint32_t r) const {
+    return reinterpret_cast<const uint16_t*>(v.data + q8_scale_at) + uint64_t(r) * q8_groups_per_row(L.kept);
+  }
+  const uint16_t* q4_scales(uint32_t r) const {
+    return reinterpret_cast<const uint16_t*>(v.data + LB.scales_offset + uint64_t(r) * LB.row_scale_bytes);
+  }
+};
+
+// False when the vector kernel does not handle this tensor (value formats
+// other than f32, q8, q4): the caller falls back to the scalar kernel.
+bool plan_sparse(const WeightView& w, uint32_t lanes, Plan* p) {
+  if (!sparse_layout(w.rows, w.cols, w.params, &p->L)) return false;
+  const SparseLayout& L = p->L;
+  p->v = sparse_values_view(w, L);
+  p->cols = w.cols;
+  p->indices = w.data + L.index_offset;
+  switch (L.value_format) {
+    case WeightFormat::F32: p->vf = ValueKind::F32; break;
+    case WeightFormat::Q8:
+      p->vf = ValueKind::Q8;
+      p->q8_scale_at = q8_scales_offset(w.rows, L.kept);
+      break;
+    case WeightFormat::Q4:
+      p->vf = ValueKind::Q4;
+      if (!lowbit_layout(WeightFormat::Q4, w.rows, L.kept, L.value_params, &p->LB)) return false;
+      break;
+    default:
+      return false;
+  }
+  p->chunks = L.kept_full / lanes;
+  uint32_t span = 0;
+  for (uint32_t rem = 0; rem < L.n; ++rem) {
+    for (uint32_t lane = 0; lane < 16; ++lane) p->offs[rem][lane] = int32_t(((rem + lane) / L.n) * L.m);
+    const uint32_t s = uint32_t(p->offs[rem][lanes - 1]) + L.m;
+    span = s > span ? s : span;
+  }
+  for (uint32_t lane = 0; lane < 16; ++lane) p->shifts[lane] = int32_t((lane % 8) * L.bits);
+  p->path = span <= 2 * lanes ? Path::Perm2 : span <= 4 * lanes ? Path::Perm4 : Path::Gather;
+  return true;
+}
+
+// Sum over kept values [from, kept) of row r, in kept order.
+__attribute__((noinline)) float scalar_rest(const Plan& p, uint32_t r, uint32_t from, const float* x) {
+  float vals[32];
+  float acc = 0.0f;
+  const uint8_t* idx = p.index_row(r);
+  for (uint32_t j0 = from; j0 < p.L.kept; j0 += 32) {
+    const uint32_t count = p.L.kept - j0 < 32 ? p.L.kept - j0 : 32;
+    sparse_values(p.v, r, j0, count, vals);
+    for (uint32_t i = 0; i < count; ++i) {
+      const uint32_t j = j0 + i;
+      acc += vals[i] * x[sparse_column(p.L, p.cols, j, sparse_index(idx, j, p.L.bits))];
+    }
+  }
+  return acc;
+}
+
+}  // namespace
+}  // namespace sparse_x86
+}  // namespace stk

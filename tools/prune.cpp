@@ -1,0 +1,506 @@
+#include "tools/prune.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <set>
+#include <stdexcept>
+
+#include "runtime/lowbit.h"
+#include "runtime/sparse.h"
+#include "runtime/weights.h"
+#include "c_api/stackrt_internal.h"
+#include "tools/memory_model.h"
+#include "tools/quantize.h"
+#include "tools/story_ppl.h"
+
+namespace stk::host {
+
+std::string SparsityPattern::name() const {
+  return sparse() ? std::to_string(n) + ":" + std::to_string(m) : std::string("dense");
+}
+
+SparsityPattern parse_sparsity(const std::string& text) {
+  if (text == "dense" || text == "none") return {};
+  const size_t colon = text.find(':');
+  auto number = [&](const std::string& s) -> uint32_t {
+    if (s.empty() || s.size() > 2 || s.find_first_not_of("0123456789") != std::string::npos) {
+      throw std::invalid_argument("sparsity '" + text + "': expected N:M, e.g. 2:4");
+    }
+    return uint32_t(std::stoul(s));
+  };
+  if (colon == std::string::npos) throw std::invalid_argument("sparsity '" + text + "': expected N:M, e.g. 2:4");
+  SparsityPattern p{number(text.substr(0, colon)), number(text.substr(colon + 1))};
+  if (p.n < 1 || p.n >= p.m || p.m > kSparseMaxM) {
+    throw std::invalid_argument("sparsity '" + text + "': need 1 <= N < M <= 16");
+  }
+  return p;
+}
+
+PruneMethod parse_prune_method(const std::string& text) {
+  if (text == "magnitude") return PruneMethod::Magnitude;
+  if (text == "wanda") return PruneMethod::Wanda;
+  if (text == "sparsegpt") return PruneMethod::SparseGpt;
+  throw std::invalid_argument("prune method '" + text + "': expected magnitude, wanda or sparsegpt");
+}
+
+const char* prune_method_name(PruneMethod m) {
+  switch (m) {
+    case PruneMethod::Magnitude: return "magnitude";
+    case PruneMethod::Wanda: return "wanda";
+    case PruneMethod::SparseGpt: return "sparsegpt";
+  }
+  return "?";
+}
+
+namespace {
+
+// Keeps the `keep` best of score[c0..c0+len) in mask (ties to the lower column).
+void keep_best(const float* score, uint32_t c0, uint32_t len, uint32_t keep, uint8_t* mask) {
+  uint32_t order[kSparseMaxM];
+  std::iota(order, order + len, 0u);
+  std::stable_sort(order, order + len, [&](uint32_t a, uint32_t b) { return score[c0 + a] > score[c0 + b]; });
+  for (uint32_t i = 0; i < len; ++i) mask[c0 + order[i]] = i < keep ? 1 : 0;
+}
+
+void check_hessian(const std::vector<double>& H, uint32_t cols) {
+  if (H.size() != size_t(cols) * cols) throw std::invalid_argument("prune: Hessian shape does not match the weights");
+}
+
+// Lower Cholesky factor in place; false when not positive definite.
+bool cholesky_lower(std::vector<double>& A, uint32_t n) {
+  for (uint32_t j = 0; j < n; ++j) {
+    double s = A[size_t(j) * n + j];
+    for (uint32_t k = 0; k < j; ++k) s -= A[size_t(j) * n + k] * A[size_t(j) * n + k];
+    if (!(s > 0)) return false;
+    const double l = std::sqrt(s);
+    A[size_t(j) * n + j] = l;
+    for (uint32_t i = j + 1; i < n; ++i) {
+      double t = A[size_t(i) * n + j];
+      for (uint32_t k = 0; k < j; ++k) t -= A[size_t(i) * n + k] * A[size_t(j) * n + k];
+      A[size_t(i) * n + j] = t / l;
+    }
+    for (uint32_t k = j + 1; k < n; ++k) A[size_t(j) * n + k] = 0.0;
+  }
+  return true;
+}
+
+// Upper U with H^-1 = U^T U (SparseGPT's Hinv), row-major.
+std::vector<double> inverse_cholesky_upper(std::vector<double> H, uint32_t n) {
+  if (!cholesky_lower(H, n)) throw std::runtime_error("sparsegpt: Hessian not positive definite");
+  // H^-1 = L^-T L^-1: invert L (lower), then form the product.
+  std::vector<double> Li(size_t(n) * n, 0.0);
+  for (uint32_t c = 0; c < n; ++c) {
+    for (uint32_t i = c; i < n; ++i) {
+      double s = i == c ? 1.0 : 0.0;
+      for (uint32_t k = c; k < i; ++k) s -= H[size_t(i) * n + k] * Li[size_t(k) * n + c];
+      Li[size_t(i) * n + c] = s / H[size_t(i) * n + i];
+    }
+  }
+  std::vector<double> inv(size_t(n) * n, 0.0);
+  for (uint32_t i = 0; i < n; ++i)
+    for (uint32_t j = 0; j <= i; ++j) {
+      double s = 0;
+      for (uint32_t k = i; k < n; ++k) s += Li[size_t(k) * n + i] * Li[size_t(k) * n + j];
+      inv[size_t(i) * n + j] = inv[size_t(j) * n + i] = s;
+    }
+  if (!cholesky_lower(inv, n)) throw std::runtime_error("sparsegpt: inverse Hessian not positive definite");
+  std::vector<double> U(size_t(n) * n, 0.0);  // U = L^T
+  for (uint32_t i = 0; i < n; ++i)
+    for (uint32_t j = i; j < n; ++j) U[size_t(i) * n + j] = inv[size_t(j) * n + i];
+  return U;
+}
+
+}  // namespace
+
+std::vector<uint8_t> nm_mask(const float* score, uint32_t rows, uint32_t cols, SparsityPattern p) {
+  std::vector<uint8_t> mask(size_t(rows) * cols, 0);
+  for (uint32_t r = 0; r < rows; ++r) {
+    const float* s = score + size_t(r) * cols;
+    uint8_t* m = mask.data() + size_t(r) * cols;
+    for (uint32_t c0 = 0; c0 < cols; c0 += p.m) {
+      const uint32_t len = std::min(p.m, cols - c0);
+      keep_best(s, c0, len, sparse_keep(p.n, p.m, len), m);
+    }
+  }
+  return mask;
+}
+
+std::vector<uint8_t> prune_magnitude(const float* w, uint32_t rows, uint32_t cols, SparsityPattern p) {
+  std::vector<float> s(size_t(rows) * cols);
+  for (size_t i = 0; i < s.size(); ++i) s[i] = std::fabs(w[i]);
+  return nm_mask(s.data(), rows, cols, p);
+}
+
+std::vector<uint8_t> prune_wanda(const float* w, uint32_t rows, uint32_t cols, SparsityPattern p,
+                                 const std::vector<double>& H) {
+  check_hessian(H, cols);
+  std::vector<float> norm(cols), s(size_t(rows) * cols);
+  for (uint32_t c = 0; c < cols; ++c) norm[c] = float(std::sqrt(std::max(0.0, H[size_t(c) * cols + c])));
+  for (uint32_t r = 0; r < rows; ++r)
+    for (uint32_t c = 0; c < cols; ++c) s[size_t(r) * cols + c] = std::fabs(w[size_t(r) * cols + c]) * norm[c];
+  return nm_mask(s.data(), rows, cols, p);
+}
+
+std::vector<uint8_t> prune_sparsegpt(std::vector<float>& w, uint32_t rows, uint32_t cols, SparsityPattern p,
+                                     const std::vector<double>& H, const SparseGptOptions& opt) {
+  check_hessian(H, cols);
+  if (w.size() != size_t(rows) * cols) throw std::invalid_argument("sparsegpt: weight shape");
+  const std::vector<float> original = w;
+  std::vector<double> Hd = H;
+  std::vector<double> W(w.begin(), w.end());
+  double mean_diag = 0;
+  for (uint32_t c = 0; c < cols; ++c) {
+    double& d = Hd[size_t(c) * cols + c];
+    if (d <= 0) {  // never-active input: its weights cannot matter
+      d = 1.0;
+      for (uint32_t r = 0; r < rows; ++r) W[size_t(r) * cols + c] = 0.0;
+    }
+    mean_diag += d;
+  }
+  mean_diag /= cols;
+  for (uint32_t c = 0; c < cols; ++c) Hd[size_t(c) * cols + c] += opt.damp * mean_diag;
+  const std::vector<double> U = inverse_cholesky_upper(std::move(Hd), cols);
+  auto u = [&](uint32_t i, uint32_t j) { return U[size_t(i) * cols + j]; };
+
+  std::vector<uint8_t> mask(size_t(rows) * cols, 1);
+  const uint32_t block = std::max(p.m, opt.block / p.m * p.m);
+  std::vector<double> err(size_t(rows) * block);
+  std::vector<float> s(cols);
+  for (uint32_t b0 = 0; b0 < cols; b0 += block) {
+    const uint32_t b1 = std::min(cols, b0 + block);
+    for (uint32_t i = b0; i < b1; ++i) {
+      if ((i - b0) % p.m == 0) {  // choose this group's mask from the updated weights
+        const uint32_t len = std::min(p.m, cols - i);
+        const uint32_t keep = sparse_keep(p.n, p.m, len);
+        for (uint32_t r = 0; r < rows; ++r) {
+          for (uint32_t k = 0; k < len; ++k) {
+            const double v = W[size_t(r) * cols + i + k], d = u(i + k, i + k);
+            s[i + k] = float(v * v / (d * d));
+          }
+          keep_best(s.data(), i, len, keep, mask.data() + size_t(r) * cols);
+        }
+      }
+      const double d = u(i, i);
+      for (uint32_t r = 0; r < rows; ++r) {
+        double& wi = W[size_t(r) * cols + i];
+        const double q = mask[size_t(r) * cols + i] ? wi : 0.0;
+        const double e = (wi - q) / d;
+        err[size_t(r) * block + (i - b0)] = e;
+        wi = q;
+        if (e != 0.0)
+          for (uint32_t j = i + 1; j < b1; ++j) W[size_t(r) * cols + j] -= e * u(i, j);
+      }
+    }
+    // Lazy update of the columns after the block.
+    for (uint32_t r = 0; r < rows; ++r)
+      for (uint32_t i = b0; i < b1; ++i) {
+        const double e = err[size_t(r) * block + (i - b0)];
+        if (e == 0.0) continue;
+        for (uint32_t j = b1; j < cols; ++j) W[size_t(r) * cols + j] -= e * u(i, j);
+      }
+  }
+  for (size_t k = 0; k < w.size(); ++k) w[k] = mask[k] ? float(W[k]) : 0.0f;
+  if (opt.refit) {
+    w = original;
+    refit_kept(w, mask, rows, cols, H, opt.damp);
+  }
+  return mask;
+}
+
+void refit_kept(std::vector<float>& w, const std::vector<uint8_t>& mask, uint32_t rows, uint32_t cols,
+                const std::vector<double>& H, double damp) {
+  check_hessian(H, cols);
+  double mean_diag = 0;
+  for (uint32_t c = 0; c < cols; ++c) mean_diag += H[size_t(c) * cols + c];
+  mean_diag = std::max(mean_diag / cols, 1e-12);
+  std::vector<uint32_t> S;
+  std::vector<double> A, b, Hw(cols);
+  for (uint32_t r = 0; r < rows; ++r) {
+    float* wr = w.data() + size_t(r) * cols;
+    S.clear();
+    for (uint32_t c = 0; c < cols; ++c)
+      if (mask[size_t(r) * cols + c]) S.push_back(c);
+    const uint32_t k = uint32_t(S.size());
+    if (k == 0) continue;
+    for (uint32_t i = 0; i < cols; ++i) {
+      double s = 0;
+      for (uint32_t j = 0; j < cols; ++j) s += H[size_t(i) * cols + j] * wr[j];
+      Hw[i] = s + damp * mean_diag * wr[i];
+    }
+    A.assign(size_t(k) * k, 0.0);
+    b.assign(k, 0.0);
+    for (uint32_t i = 0; i < k; ++i) {
+      for (uint32_t j = 0; j < k; ++j) A[size_t(i) * k + j] = H[size_t(S[i]) * cols + S[j]];
+      A[size_t(i) * k + i] += damp * mean_diag;
+      b[i] = Hw[S[i]];
+    }
+    if (!cholesky_lower(A, k)) continue;  // keep the weights as they are
+    for (uint32_t i = 0; i < k; ++i) {  // L y = b, then L^T v = y
+      double s = b[i];
+      for (uint32_t j = 0; j < i; ++j) s -= A[size_t(i) * k + j] * b[j];
+      b[i] = s / A[size_t(i) * k + i];
+    }
+    for (uint32_t i = k; i-- > 0;) {
+      double s = b[i];
+      for (uint32_t j = i + 1; j < k; ++j) s -= A[size_t(j) * k + i] * b[j];
+      b[i] = s / A[size_t(i) * k + i];
+    }
+    for (uint32_t c = 0; c < cols; ++c) wr[c] = 0.0f;
+    for (uint32_t i = 0; i < k; ++i) wr[S[i]] = float(b[i]);
+  }
+}
+
+std::vector<uint8_t> encode_sparse(const float* w, const uint8_t* mask, uint32_t rows, uint32_t cols,
+                                   SparsityPattern p, const FormatSpec& value, uint32_t params[4], bool search) {
+  if (!p.sparse()) throw std::invalid_argument("encode_sparse: dense pattern");
+  const uint32_t kept = (cols / p.m) * p.n + sparse_keep(p.n, p.m, cols % p.m);
+  const uint32_t bits = sparse_index_bits(p.m);
+  std::vector<float> vals(size_t(rows) * kept);
+  std::vector<uint8_t> idx_bits(size_t(rows) * ((uint64_t(kept) * bits + 7) / 8), 0);
+  const size_t idx_row = idx_bits.size() / rows;
+  for (uint32_t r = 0; r < rows; ++r) {
+    uint32_t j = 0;
+    for (uint32_t c0 = 0; c0 < cols; c0 += p.m) {
+      const uint32_t len = std::min(p.m, cols - c0);
+      const uint32_t want = sparse_keep(p.n, p.m, len);
+      uint32_t got = 0;
+      for (uint32_t k = 0; k < len; ++k) {
+        if (!mask[size_t(r) * cols + c0 + k]) continue;
+        if (++got > want) break;
+        vals[size_t(r) * kept + j] = w[size_t(r) * cols + c0 + k];
+        const uint64_t bit = uint64_t(j) * bits;
+        for (uint32_t b = 0; b < bits; ++b)
+          if ((k >> b) & 1u) idx_bits[r * idx_row + (bit + b) / 8] |= uint8_t(1u << ((bit + b) % 8));
+        ++j;
+      }
+      if (got != want) {
+        throw std::invalid_argument("encode_sparse: row " + std::to_string(r) + " group at column " +
+                                    std::to_string(c0) + " keeps " + std::to_string(got) + ", the " + p.name() +
+                                    " rule keeps " + std::to_string(want));
+      }
+    }
+  }
+  uint32_t vparams[4] = {0, 0, 0, 0};
+  std::vector<uint8_t> values;
+  if (is_lowbit_format(value.format)) {
+    values = lowbit_pack(lowbit_quantize_rtn(vals.data(), rows, kept, value, nullptr, search), vparams);
+  } else if (value.format == WeightFormat::F32 || value.format == WeightFormat::Q8) {
+    values = encode_weights(vals.data(), rows, kept, value.format, vparams);
+  } else {
+    throw std::invalid_argument(std::string("sparse values cannot be ") + weight_format_name(value.format));
+  }
+  params[0] = p.n;
+  params[1] = p.m;
+  params[2] = uint32_t(value.format);
+  params[3] = vparams[0];
+  SparseLayout L;
+  if (!sparse_layout(rows, cols, params, &L) || L.values_bytes != values.size() || L.kept != kept) {
+    throw std::logic_error("encode_sparse: layout mismatch");
+  }
+  std::vector<uint8_t> out(L.total_bytes, 0);
+  std::memcpy(out.data(), values.data(), values.size());
+  std::memcpy(out.data() + L.index_offset, idx_bits.data(), idx_bits.size());
+  return out;
+}
+
+namespace {
+
+// The inputs of the wanted matrices, row by row in call order, from running
+// `model` over `stories` (the same windows and batches as collect_hessians).
+struct InputCollector {
+  const std::set<std::string>* wanted;
+  std::map<std::string, std::vector<float>>* out;
+};
+
+void observe_inputs(void* user, uint32_t layer, TensorRole role, const float* x, size_t ldx, uint32_t n, uint32_t cols) {
+  InputCollector& c = *static_cast<InputCollector*>(user);
+  if (layer == kNoLayer) return;
+  const std::string name = tensor_name(role, layer);
+  if (!c.wanted->count(name)) return;
+  std::vector<float>& v = (*c.out)[name];
+  for (uint32_t t = 0; t < n; ++t) v.insert(v.end(), x + t * ldx, x + t * ldx + cols);
+}
+
+std::map<std::string, std::vector<float>> collect_inputs(const PackedModel& model,
+                                                         const std::vector<std::string>& stories, uint32_t threads,
+                                                         const std::set<std::string>& wanted) {
+  MemoryModel mm(serialize_stk(model));
+  MemorySession ms(mm, threads, 64);
+  std::map<std::string, std::vector<float>> out;
+  InputCollector c{&wanted, &out};
+  stk::Session* s = stk_session_impl(ms.get());
+  s->observer = observe_inputs;
+  s->observer_user = &c;
+  score_stories(mm.get(), ms.get(), stories);
+  s->observer = nullptr;
+  return out;
+}
+
+// H = Xs^T Xs and the dense-target weights w' = (H + damp)^-1 Xs^T Xd w
+// (rows of w), so that (w' - v)^T H (w' - v) is ||Xd w - Xs v||^2 up to a constant.
+void dense_target(const std::vector<float>& xs, const std::vector<float>& xd, uint32_t cols, double damp,
+                  std::vector<float>& w, uint32_t rows, std::vector<double>* H) {
+  if (xs.size() != xd.size() || xs.size() % cols) throw std::runtime_error("dense target: input rows differ");
+  const size_t T = xs.size() / cols;
+  H->assign(size_t(cols) * cols, 0.0);
+  std::vector<double> C(size_t(cols) * cols, 0.0);
+  for (size_t t = 0; t < T; ++t) {
+    const float* a = xs.data() + t * cols;
+    const float* b = xd.data() + t * cols;
+    for (uint32_t i = 0; i < cols; ++i) {
+      if (a[i] == 0.0f) continue;
+      double* h = H->data() + size_t(i) * cols;
+      double* c = C.data() + size_t(i) * cols;
+      for (uint32_t j = 0; j < cols; ++j) h[j] += double(a[i]) * a[j], c[j] += double(a[i]) * b[j];
+    }
+  }
+  std::vector<double> A = *H;
+  double mean_diag = 0;
+  for (uint32_t i = 0; i < cols; ++i) mean_diag += A[size_t(i) * cols + i];
+  mean_diag = std::max(mean_diag / cols, 1e-12);
+  for (uint32_t i = 0; i < cols; ++i) A[size_t(i) * cols + i] += damp * mean_diag;
+  if (!cholesky_lower(A, cols)) return;  // keep w
+  std::vector<double> b(cols);
+  for (uint32_t r = 0; r < rows; ++r) {
+    float* wr = w.data() + size_t(r) * cols;
+    for (uint32_t i = 0; i < cols; ++i) {
+      double s = 0;
+      for (uint32_t j = 0; j < cols; ++j) s += C[size_t(i) * cols + j] * wr[j];
+      b[i] = s + damp * mean_diag * wr[i];
+    }
+    for (uint32_t i = 0; i < cols; ++i) {
+      double s = b[i];
+      for (uint32_t j = 0; j < i; ++j) s -= A[size_t(i) * cols + j] * b[j];
+      b[i] = s / A[size_t(i) * cols + i];
+    }
+    for (uint32_t i = cols; i-- > 0;) {
+      double s = b[i];
+      for (uint32_t j = i + 1; j < cols; ++j) s -= A[size_t(j) * cols + i] * b[j];
+      b[i] = s / A[size_t(i) * cols + i];
+    }
+    for (uint32_t i = 0; i < cols; ++i) wr[i] = float(b[i]);
+  }
+}
+
+PackedTensor packed_header(const HostTensor& t) {
+  PackedTensor p;
+  p.name = t.name;
+  p.role = t.role;
+  p.layer = t.layer;
+  p.rows = t.rows;
+  p.cols = t.cols;
+  return p;
+}
+
+PackedTensor encode_dense(const HostTensor& t, const FormatSpec& spec) {
+  PackedTensor p = packed_header(t);
+  p.format = spec.format;
+  if (is_lowbit_format(spec.format)) {
+    p.data = lowbit_pack(lowbit_quantize_rtn(t.data.data(), t.rows, t.cols, spec), p.params);
+  } else {
+    p.data = encode_weights(t.data.data(), t.rows, t.cols, spec.format, p.params);
+  }
+  return p;
+}
+
+}  // namespace
+
+PackedModel pack_sparse(const HostModel& model, std::vector<uint8_t> tokenizer_section, const PackPlanOptions& plan,
+                        const SparsePackOptions& sp) {
+  if (plan.bpw > 0) throw std::invalid_argument("--bpw cannot be combined with --sparsity");
+  const bool calibrated = !plan.calib.empty();
+  if (needs_calibration(sp.method) && !calibrated) {
+    throw std::invalid_argument(std::string("--prune ") + prune_method_name(sp.method) + " needs --calib TEXT");
+  }
+  const std::vector<FormatSpec> formats = apply_rules(model, plan);
+  std::vector<SparsityPattern> patterns(model.tensors.size());
+  for (size_t i = 0; i < model.tensors.size(); ++i) {
+    const HostTensor& t = model.tensors[i];
+    if (is_matrix(t) && is_per_layer_role(t.role)) patterns[i] = sp.pattern;
+  }
+  for (const auto& rule : sp.rules) {
+    bool hit = false;
+    for (size_t i = 0; i < model.tensors.size(); ++i) {
+      const HostTensor& t = model.tensors[i];
+      if (!is_matrix(t) || fnmatch(rule.first.c_str(), t.name.c_str(), 0) != 0) continue;
+      patterns[i] = rule.second;
+      hit = true;
+    }
+    if (!hit) throw std::invalid_argument("--sparse-layer '" + rule.first + "': the pattern matches no matrix");
+  }
+
+  PackedModel pm;
+  pm.config = model.config;
+  pm.tokenizer_section = std::move(tokenizer_section);
+  for (const HostTensor& t : model.tensors) pm.tensors.push_back(encode_dense(t, FormatSpec{}));  // f32 to start
+
+  const bool use_dense_target = sp.method == PruneMethod::SparseGpt && sp.sparsegpt.dense_target;
+  std::map<std::string, std::vector<float>> dense_inputs;
+  if (use_dense_target) {
+    std::set<std::string> all;
+    for (size_t i = 0; i < model.tensors.size(); ++i)
+      if (patterns[i].sparse() && model.tensors[i].layer != kNoLayer) all.insert(model.tensors[i].name);
+    dense_inputs = collect_inputs(pm, plan.calib, plan.threads, all);  // pm is still all f32 here
+  }
+  const uint32_t L = model.config.n_layers;
+  for (uint32_t step = 0; step <= L; ++step) {
+    const uint32_t layer = step < L ? step : kNoLayer;
+    std::set<std::string> wanted;
+    for (size_t i = 0; i < model.tensors.size(); ++i) {
+      const HostTensor& t = model.tensors[i];
+      if (is_matrix(t) && t.layer == layer && patterns[i].sparse() && needs_calibration(sp.method)) wanted.insert(t.name);
+    }
+    HessianMap hs;
+    std::map<std::string, std::vector<float>> pruned_inputs;
+    if (use_dense_target && layer != kNoLayer) {
+      if (!wanted.empty()) pruned_inputs = collect_inputs(pm, plan.calib, plan.threads, wanted);
+    } else if (!wanted.empty()) {
+      hs = collect_hessians(pm, plan.calib, plan.threads, wanted);
+    }
+    for (size_t i = 0; i < model.tensors.size(); ++i) {
+      const HostTensor& t = model.tensors[i];
+      if (!is_matrix(t) || t.layer != layer) continue;
+      if (!patterns[i].sparse()) {
+        pm.tensors[i] = encode_dense(t, formats[i]);
+        continue;
+      }
+      std::vector<float> w = t.data;
+      std::vector<uint8_t> mask;
+      const CalibHessian* H = nullptr;
+      CalibHessian target;
+      if (pruned_inputs.count(t.name)) {
+        dense_target(pruned_inputs.at(t.name), dense_inputs.at(t.name), t.cols, sp.sparsegpt.damp, w, t.rows,
+                     &target.h);
+        target.cols = t.cols;
+        H = &target;
+      } else if (needs_calibration(sp.method)) {
+        auto it = hs.find(t.name);
+        if (it == hs.end()) throw std::runtime_error("no calibration statistics for " + t.name);
+        H = &it->second;
+      }
+      switch (sp.method) {
+        case PruneMethod::Magnitude: mask = prune_magnitude(w.data(), t.rows, t.cols, patterns[i]); break;
+        case PruneMethod::Wanda: mask = prune_wanda(w.data(), t.rows, t.cols, patterns[i], H->h); break;
+        case PruneMethod::SparseGpt:
+          mask = prune_sparsegpt(w, t.rows, t.cols, patterns[i], H->h, sp.sparsegpt);
+          break;
+      }
+      PackedTensor p = packed_header(t);
+      p.format = WeightFormat::Sparse;
+      p.data = encode_sparse(w.data(), mask.data(), t.rows, t.cols, patterns[i], formats[i], p.params);
+      pm.tensors[i] = std::move(p);
+    }
+    if (plan.log && calibrated) {
+      plan.log(layer == kNoLayer ? std::string("pruned: global matrices done")
+                                 : "pruned: layer " + std::to_string(layer) + " done");
+    }
+  }
+  return pm;
+}
+
+}  // namespace stk::host
