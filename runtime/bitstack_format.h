@@ -1,0 +1,66 @@
+// BitStack on-disk layout (docs/format.md, section "BitStack"). Shared by the
+// runtime reader, the block pool, the kernels and the host packer.
+//
+// A BitStack tensor (WeightFormat::BitStack) keeps in the Weights section only
+// its input scale, when params[1] bit 0 (kBitStackHasInputScale) is set: cols
+// f32 values the kernel multiplies the input by (absent, 0 bytes, when the
+// activation scale was folded into the preceding RMSNorm).
+// params[0] = number of residual blocks the file holds for the tensor.
+//
+// Its residual blocks live in the BitStackBlocks section, all tensors' blocks
+// interleaved in global load order, each one self-describing:
+//   BitStackBlockHeader (64 bytes)
+//   signs  [rows][sign_row_bytes]  bit c%8 of byte c/8 = 1 when S[r][c] = +1
+//   U      fp16 [rank][rows]       at u_offset (16-byte aligned)
+//   V      fp16 [rank][cols]       at v_offset (16-byte aligned)
+//   zero padding to a multiple of 64 bytes
+// The block's weights are S ⊙ (U^T V): W[r][c] = S[r][c] * sum_k U[k][r] V[k][c].
+#pragma once
+#include <cstdint>
+
+#include "runtime/checked_math.h"
+
+namespace stk {
+
+constexpr uint32_t kBitStackBlockMagic = 0x4B425342u;  // "BSBK"
+constexpr uint32_t kBitStackMaxRank = 64;
+constexpr uint32_t kBitStackKindLowRank = 0;  // magnitude = U^T V
+constexpr uint32_t kBitStackHasInputScale = 1;  // FileTensor.params[1] flag
+
+struct BitStackBlockHeader {  // 64 bytes, at a 64-byte aligned offset
+  uint32_t magic;             // kBitStackBlockMagic
+  uint32_t layer;
+  uint16_t role;              // TensorRole of the tensor it belongs to
+  uint16_t index;             // position in that tensor's own block order, from 0
+  uint32_t rows, cols;
+  uint32_t rank;              // 1..kBitStackMaxRank
+  uint32_t kind;              // kBitStackKindLowRank
+  uint32_t sign_row_bytes;    // ceil(cols / 8)
+  uint32_t u_offset;          // from the block start
+  uint32_t v_offset;
+  uint64_t bytes;             // whole block, header and padding included
+  uint32_t reserved[4];
+};
+static_assert(sizeof(BitStackBlockHeader) == 64, "block header is 64 bytes on disk");
+
+// The layout a (rows, cols, rank) block must have; false on overflow.
+struct BitStackLayout {
+  uint32_t sign_row_bytes;
+  uint64_t u_offset, v_offset, bytes;
+};
+inline bool bitstack_layout(uint32_t rows, uint32_t cols, uint32_t rank, BitStackLayout* out) {
+  uint64_t signs, u, v, end;
+  out->sign_row_bytes = (cols + 7) / 8;
+  if (!mul_ok(rows, out->sign_row_bytes, &signs) || !mul_ok(uint64_t(rank) * 2, rows, &u) ||
+      !mul_ok(uint64_t(rank) * 2, cols, &v)) {
+    return false;
+  }
+  if (signs > (1ull << 40) || u > (1ull << 40) || v > (1ull << 40)) return false;
+  out->u_offset = align_up(64 + signs, 16);
+  out->v_offset = align_up(out->u_offset + u, 16);
+  end = out->v_offset + v;
+  out->bytes = align_up(end, 64);
+  return true;
+}
+
+}  // namespace stk

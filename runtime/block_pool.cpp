@@ -1,0 +1,125 @@
+#include "runtime/block_pool.h"
+
+#include <cstring>
+#include <new>
+
+namespace stk {
+
+uint64_t model_min_budget(const Model& m) {
+  return m.bitstack != nullptr ? bitstack_budget_of(*m.bitstack, m.bitstack->min_blocks) : m.weight_bytes;
+}
+uint64_t model_full_budget(const Model& m) {
+  return m.bitstack != nullptr ? bitstack_budget_of(*m.bitstack, m.bitstack->n_blocks) : m.weight_bytes;
+}
+
+namespace {
+
+WeightView* view_for_slot(LayerWeights* L, uint32_t role_slot) {
+  switch (role_slot) {
+    case 0: return &L->wq;
+    case 1: return &L->wk;
+    case 2: return &L->wv;
+    case 3: return &L->wo;
+    case 4: return &L->w1;
+    case 5: return &L->w2;
+    default: return &L->w3;
+  }
+}
+
+void push_blocks(BlockPool* p, uint32_t to) {
+  const BitStackIndex& ix = *p->index;
+  const uint32_t from = p->resident;
+  if (to <= from) return;
+  // One sequential copy of the file range between the two prefixes.
+  std::memcpy(p->base + ix.prefix[from], p->model->file + ix.blocks[from].offset, ix.prefix[to] - ix.prefix[from]);
+  for (uint32_t b = from; b < to; ++b) {
+    BitStackTensor& t = p->tensors[ix.blocks[b].slot];
+    t.blocks[t.n_loaded++] = p->base + ix.prefix[b];
+  }
+  p->resident = to;
+}
+
+void pop_blocks(BlockPool* p, uint32_t to) {
+  const BitStackIndex& ix = *p->index;
+  for (uint32_t b = p->resident; b > to; --b) --p->tensors[ix.blocks[b - 1].slot].n_loaded;
+  p->resident = to < p->resident ? to : p->resident;
+}
+
+}  // namespace
+
+Status block_pool_plan(const Model& m, uint64_t max_budget, Arena* a, BlockPool** out, Message* msg) {
+  *out = nullptr;
+  const BitStackIndex* ix = m.bitstack;
+  if (ix == nullptr) {
+    if (max_budget != 0 && max_budget < m.weight_bytes) {
+      return fail(msg, Status::Budget, "budget %llu bytes is below the model's minimum of %llu bytes",
+                  (unsigned long long)max_budget, (unsigned long long)m.weight_bytes);
+    }
+    return Status::Ok;
+  }
+  uint32_t cap = ix->n_blocks;
+  if (max_budget != 0) {
+    cap = bitstack_blocks_for_budget(*ix, max_budget);
+    if (cap < ix->min_blocks) {
+      return fail(msg, Status::Budget, "budget %llu bytes is below the model's minimum of %llu bytes",
+                  (unsigned long long)max_budget, (unsigned long long)model_min_budget(m));
+    }
+  }
+  const uint32_t n_layers = m.config.n_layers;
+  BlockPool* p = a->take_array<BlockPool>(1);
+  BitStackTensor* tensors = a->take_array<BitStackTensor>(ix->n_slots);
+  const uint8_t** ptrs = a->take_array<const uint8_t*>(ix->n_blocks);
+  LayerWeights* layers = a->take_array<LayerWeights>(n_layers);
+  uint8_t* base = static_cast<uint8_t*>(a->take(ix->prefix[cap], kDataAlign));
+  if (a->measuring() || a->overflowed()) return Status::Ok;
+
+  new (p) BlockPool{};
+  p->model = &m;
+  p->index = ix;
+  p->base = base;
+  p->capacity = cap;
+  p->resident = 0;
+  p->tensors = tensors;
+  p->layers = layers;
+  std::memcpy(static_cast<void*>(layers), m.layers, sizeof(LayerWeights) * n_layers);
+  for (uint32_t s = 0; s < ix->n_slots; ++s) {
+    BitStackTensor& t = tensors[s];
+    t = BitStackTensor{nullptr, ptrs + ix->slot_first[s], 0, 0, 0};
+    if (ix->slot_file_blocks[s] == 0) continue;
+    WeightView* w = view_for_slot(&layers[s / kBitStackRolesPerLayer], s % kBitStackRolesPerLayer);
+    t.in_scale = (w->params[1] & 1u) ? reinterpret_cast<const float*>(w->data) : nullptr;
+    t.rows = w->rows;
+    t.cols = w->cols;
+    w->data = reinterpret_cast<const uint8_t*>(&t);
+  }
+  push_blocks(p, cap);
+  *out = p;
+  return Status::Ok;
+}
+
+Status block_pool_set_budget(BlockPool* p, uint64_t budget, BudgetReport* r, Message* msg) {
+  const BitStackIndex& ix = *p->index;
+  uint32_t want = bitstack_blocks_for_budget(ix, budget);
+  if (want < ix.min_blocks) {
+    return fail(msg, Status::Budget, "budget %llu bytes is below the model's minimum of %llu bytes",
+                (unsigned long long)budget, (unsigned long long)model_min_budget(*p->model));
+  }
+  if (want > p->capacity) want = p->capacity;
+  const uint32_t from = p->resident;
+  BudgetReport out{};
+  if (want > from) {
+    out.blocks_loaded = want - from;
+    out.bytes_loaded = ix.prefix[want] - ix.prefix[from];
+    push_blocks(p, want);
+  } else if (want < from) {
+    out.blocks_dropped = from - want;
+    out.bytes_dropped = ix.prefix[from] - ix.prefix[want];
+    pop_blocks(p, want);
+  }
+  out.blocks_resident = p->resident;
+  out.weight_bytes = bitstack_budget_of(ix, p->resident);
+  if (r != nullptr) *r = out;
+  return Status::Ok;
+}
+
+}  // namespace stk

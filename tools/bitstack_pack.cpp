@@ -1,0 +1,235 @@
+#include "tools/bitstack_pack.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include "runtime/bitstack_format.h"
+#include "tools/bitstack_decompose.h"
+#include "c_api/stackrt_internal.h"
+#include "runtime/bitstack_index.h"
+#include "tools/memory_model.h"
+#include "tools/story_ppl.h"
+#include "tools/calib.h"
+#include "tools/pack.h"
+#include "tools/quantize.h"
+
+namespace stk::host {
+namespace {
+
+bool is_linear(TensorRole r) {
+  switch (r) {
+    case TensorRole::Wq: case TensorRole::Wk: case TensorRole::Wv: case TensorRole::Wo:
+    case TensorRole::W1: case TensorRole::W2: case TensorRole::W3:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The tensor whose input a linear layer shares (its activations are observed there).
+TensorRole input_owner(TensorRole r) {
+  switch (r) {
+    case TensorRole::Wk: case TensorRole::Wv: return TensorRole::Wq;
+    case TensorRole::W3: return TensorRole::W1;
+    default: return r;
+  }
+}
+
+struct Decomposed {
+  const HostTensor* src;
+  std::vector<float> in_scale;  // stored with the tensor (ones when folded)
+  std::vector<BitStackBlock> blocks;
+  std::vector<double> gain;     // weighted error reduction per block
+  std::vector<uint64_t> bytes;  // encoded bytes per block
+};
+
+// Replaces the proxy gains by measured ones: with every tensor at its full
+// depth, drop one tensor to its first block and measure the calibration NLL
+// increase; with the first-order model ΔNLL_i(b) = c_i * e_i(b) (e_i = its
+// output-weighted residual energy after b blocks) that gives c_i, and block
+// b's gain is c_i * (e_i(b-1) - e_i(b)). 1 + (tensor count) calibration runs.
+void measure_gains(const PackedModel& shell, std::vector<Decomposed>& dec, const BitStackPackOptions& o,
+                   const std::function<void(const std::string&)>& log) {
+  PackedModel pm = shell;
+  std::vector<std::vector<uint8_t>> enc;
+  for (const Decomposed& d : dec) {
+    for (size_t b = 0; b < d.blocks.size(); ++b) {
+      std::vector<uint8_t> e = bitstack_encode_block(d.blocks[b], d.src->layer, d.src->role, uint32_t(b), d.src->rows, d.src->cols);
+      pm.bitstack_blocks.insert(pm.bitstack_blocks.end(), e.begin(), e.end());
+    }
+  }
+  MemoryModel mm(serialize_stk(pm));
+  MemorySession ms(mm, o.threads, 64);
+  Session* s = stk_session_impl(ms.get());
+  const double base = score_stories(mm.get(), ms.get(), o.calib).mean_nll();
+  std::string line = "bitstack: calibration NLL " + std::to_string(base) + "; NLL increase with one block:";
+  for (Decomposed& d : dec) {
+    const uint32_t slot = d.src->layer * kBitStackRolesPerLayer + bitstack_role_slot(d.src->role);
+    BitStackTensor& t = s->block_pool->tensors[slot];
+    const uint32_t full = t.n_loaded;
+    t.n_loaded = 1;
+    const double nll = score_stories(mm.get(), ms.get(), o.calib).mean_nll();
+    t.n_loaded = full;
+    const double c = std::max(nll - base, 1e-7) / d.blocks[0].residual_after;
+    for (size_t b = 1; b < d.blocks.size(); ++b) d.gain[b] = c * (d.blocks[b - 1].residual_after - d.blocks[b].residual_after);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " %s %.4f", d.src->name.c_str(), nll - base);
+    line += buf;
+  }
+  log(line);
+}
+
+}  // namespace
+
+PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_section, const BitStackPackOptions& o) {
+  auto log = [&](const std::string& s) {
+    if (o.log) o.log(s);
+  };
+  const HostConfig& c = hm.config;
+  // Second moments of every linear layer's input: d[(layer, owner role)][j].
+  std::map<std::pair<uint32_t, TensorRole>, std::vector<double>> moments;
+  if (!o.calib.empty()) {
+    std::set<std::string> wanted;
+    for (uint32_t l = 0; l < c.n_layers; ++l) {
+      for (TensorRole r : {TensorRole::Wq, TensorRole::Wo, TensorRole::W1, TensorRole::W2}) wanted.insert(tensor_name(r, l));
+    }
+    PackedModel f32 = pack_uniform(hm, tokenizer_section, WeightFormat::F32);
+    HessianMap hs = collect_hessians(f32, o.calib, o.threads, wanted);
+    for (uint32_t l = 0; l < c.n_layers; ++l) {
+      for (TensorRole r : {TensorRole::Wq, TensorRole::Wo, TensorRole::W1, TensorRole::W2}) {
+        auto it = hs.find(tensor_name(r, l));
+        if (it == hs.end() || it->second.samples == 0) throw std::runtime_error("calibration saw no input for " + tensor_name(r, l));
+        const CalibHessian& H = it->second;
+        std::vector<double> d(H.cols);
+        for (uint32_t j = 0; j < H.cols; ++j) d[j] = H.h[size_t(j) * H.cols + j] / double(H.samples);
+        moments[{l, r}] = std::move(d);
+      }
+    }
+    log("bitstack: calibrated on " + std::to_string(o.calib.size()) + " stories");
+  }
+
+  // Per-channel scales, and the norms with 1/s folded in.
+  HostModel m = hm;  // norms are edited in this copy
+  std::map<std::pair<uint32_t, TensorRole>, std::vector<double>> scales;
+  for (auto& [key, d] : moments) {
+    std::vector<double> s(d.size());
+    double mean = 0;
+    double dmax = *std::max_element(d.begin(), d.end());
+    for (size_t j = 0; j < d.size(); ++j) {
+      s[j] = std::pow(std::max(d[j], dmax * 1e-8 + 1e-30), o.alpha / 2);
+      mean += s[j];
+    }
+    mean /= double(d.size());
+    for (double& x : s) x /= mean;
+    scales[key] = std::move(s);
+  }
+  for (uint32_t l = 0; l < c.n_layers && !scales.empty(); ++l) {
+    for (auto [norm, owner] : {std::pair{TensorRole::AttnNorm, TensorRole::Wq}, std::pair{TensorRole::FfnNorm, TensorRole::W1}}) {
+      HostTensor* t = m.find(norm, l);
+      const std::vector<double>& s = scales.at({l, owner});
+      for (uint32_t j = 0; j < t->cols; ++j) t->data[j] = float(double(t->data[j]) / s[j]);
+    }
+  }
+
+  std::vector<Decomposed> dec;
+  PackedModel pm;
+  pm.config = c;
+  pm.tokenizer_section = std::move(tokenizer_section);
+  for (const HostTensor& t : m.tensors) {
+    PackedTensor p;
+    p.name = t.name;
+    p.role = t.role;
+    p.layer = t.layer;
+    p.rows = t.rows;
+    p.cols = t.cols;
+    if (!is_linear(t.role)) {
+      p.format = t.rows == 1 ? WeightFormat::F32 : o.fixed_format;
+      p.data = encode_weights(t.data.data(), t.rows, t.cols, p.format, p.params);
+      pm.tensors.push_back(std::move(p));
+      continue;
+    }
+    const auto key = std::make_pair(t.layer, input_owner(t.role));
+    const bool scaled = scales.count(key) != 0;
+    std::vector<double> s = scaled ? scales.at(key) : std::vector<double>(t.cols, 1.0);
+    std::vector<float> w(t.data);
+    for (uint32_t r = 0; r < t.rows; ++r) {
+      for (uint32_t j = 0; j < t.cols; ++j) w[size_t(r) * t.cols + j] = float(double(w[size_t(r) * t.cols + j]) * s[j]);
+    }
+    Decomposed d;
+    d.src = &t;
+    const bool explicit_scale = t.role == TensorRole::Wo || t.role == TensorRole::W2;
+    d.in_scale.assign(t.cols, 1.0f);
+    if (explicit_scale) {
+      for (uint32_t j = 0; j < t.cols; ++j) d.in_scale[j] = float(1.0 / s[j]);
+    }
+    // Column weights turning the scaled-space residual into output error.
+    std::vector<double> cw(t.cols, 1.0);
+    if (moments.count(key)) {
+      const std::vector<double>& dm = moments.at(key);
+      for (uint32_t j = 0; j < t.cols; ++j) cw[j] = dm[j] / (s[j] * s[j]);
+    }
+    const uint32_t rank = o.rank ? std::min({o.rank, t.rows, t.cols}) : bitstack_default_rank(t.rows, t.cols);
+    d.blocks = bitstack_decompose(w.data(), t.rows, t.cols, o.iters, rank, cw.data());
+    for (const BitStackBlock& b : d.blocks) {
+      d.gain.push_back(b.residual_before - b.residual_after);
+      BitStackLayout lay{};
+      bitstack_layout(t.rows, t.cols, b.rank, &lay);
+      d.bytes.push_back(lay.bytes);
+    }
+    p.format = WeightFormat::BitStack;
+    std::memset(p.params, 0, sizeof p.params);
+    p.params[0] = uint32_t(d.blocks.size());
+    if (explicit_scale && scaled) {
+      p.params[1] = kBitStackHasInputScale;
+      p.data.resize(size_t(t.cols) * 4);
+      std::memcpy(p.data.data(), d.in_scale.data(), p.data.size());
+    }
+    pm.tensors.push_back(std::move(p));
+    log("bitstack: " + t.name + " rank " + std::to_string(rank) + " relative residual after each block:" + [&] {
+      std::string r;
+      for (const BitStackBlock& b : d.blocks) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, " %.3f", std::sqrt(b.residual_after / d.blocks[0].residual_before));
+        r += buf;
+      }
+      return r;
+    }());
+    dec.push_back(std::move(d));
+  }
+
+  if (o.order == "measured" && !o.calib.empty()) measure_gains(pm, dec, o, log);
+
+  // Global load order.
+  std::vector<uint32_t> next(dec.size(), 0);
+  auto emit = [&](size_t i) {
+    const Decomposed& d = dec[i];
+    std::vector<uint8_t> bytes =
+        bitstack_encode_block(d.blocks[next[i]], d.src->layer, d.src->role, next[i], d.src->rows, d.src->cols);
+    pm.bitstack_blocks.insert(pm.bitstack_blocks.end(), bytes.begin(), bytes.end());
+    ++next[i];
+  };
+  for (size_t i = 0; i < dec.size(); ++i) emit(i);
+  for (;;) {
+    size_t best = dec.size();
+    double best_v = -HUGE_VAL;
+    for (size_t i = 0; i < dec.size(); ++i) {
+      if (next[i] >= dec[i].blocks.size()) continue;
+      const double v = o.order == "uniform" ? -double(next[i]) - double(i) / double(dec.size())
+                                            : dec[i].gain[next[i]] / double(dec[i].bytes[next[i]]);
+      if (v > best_v) {
+        best_v = v;
+        best = i;
+      }
+    }
+    if (best == dec.size()) break;
+    emit(best);
+  }
+  return pm;
+}
+
+}  // namespace stk::host

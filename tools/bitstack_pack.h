@@ -1,0 +1,47 @@
+// `stk pack --format bitstack`: a float model becomes a BitStack model whose
+// linear layers are residual sign blocks in one global load order.
+//
+// 1. Activation scaling (with calibration stories): per input channel j of a
+//    linear layer, d_j = mean x_j^2 over the calibration activations (seen by
+//    running stackrt itself), s_j = d_j^(alpha/2) normalised to mean 1. W's
+//    columns are multiplied by s before decomposing; 1/s is folded into the
+//    RMSNorm weight for wq/wk/wv (attn_norm) and w1/w3 (ffn_norm), and kept as
+//    the tensor's explicit input scale for wo and w2.
+// 2. Each linear layer: `iters` blocks (tools/bitstack_decompose.h).
+// 3. Load order: every tensor's first block (so the minimum prefix is a valid
+//    model), then greedily the block with the largest estimated gain per byte.
+//    Default ("measured"): calibration-NLL increase when that one tensor is cut
+//    to its first block, spread over its blocks in proportion to the drop in
+//    E||ΔW x||^2 = sum_ij (R_before^2 - R_after^2)_ij * d_j / s_j^2 (per-channel
+//    independence approximation). "gain": that output-error drop alone.
+//    Each tensor's blocks stay in their own order.
+// Embedding/classifier use `fixed_format` (Q8 by default), norms f32.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/format.h"
+#include "tools/host_model.h"
+#include "tools/stk_writer.h"
+
+namespace stk::host {
+
+struct BitStackPackOptions {
+  uint32_t iters = 8;
+  uint32_t rank = 0;     // 0 = bitstack_default_rank per matrix
+  double alpha = 1.0;    // activation-scale exponent; 0 = no scaling
+  std::vector<std::string> calib;  // calibration stories; empty = no scaling, unweighted order
+  uint32_t threads = 1;
+  WeightFormat fixed_format = WeightFormat::Q8;
+  // "measured" (calibration NLL sensitivity, see bitstack_pack.cpp), "gain"
+  // (the proxy above) or "uniform" (block i of every tensor before block i+1).
+  std::string order = "measured";
+  std::function<void(const std::string&)> log;
+};
+
+PackedModel pack_bitstack(const HostModel& model, std::vector<uint8_t> tokenizer_section,
+                          const BitStackPackOptions& options);
+
+}  // namespace stk::host
