@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "runtime/bitstack_index.h"
+#include "runtime/block_pool.h"
 #include "runtime/model.h"
 #include "runtime/session.h"
 
@@ -55,7 +57,7 @@ stk_status read_options(const T* in, T* out, const char* what, stk_message* msg)
 }
 
 stk::SessionConfig session_config(const stk_session_config& c) {
-  return stk::SessionConfig{c.context_length, c.n_threads, c.max_batch};
+  return stk::SessionConfig{c.context_length, c.n_threads, c.max_batch, c.max_budget_bytes};
 }
 
 stk_status finish_open(stk::Model* m, const stk_model_options& o, stk_model** out, stk_message* msg) {
@@ -208,7 +210,9 @@ stk_status stk_session_arena_size(const stk_model* model, const stk_session_conf
   Status s = stk::session_plan(model->impl, session_config(c), &a, &unused, &w);
   if (s != Status::Ok) return to_c(s);
   // The caller's arena may start anywhere: reserve room to align it.
-  *out_bytes = a.used + 64;
+  if (!a.required(64, out_bytes)) {
+    return fail_c(msg, Status::OutOfMemory, "this configuration needs more memory than the platform can address");
+  }
   return STK_OK;
 }
 
@@ -226,9 +230,12 @@ stk_status stk_session_init(const stk_model* model, const stk_session_config* co
   Message w = wrap(msg);
   Status st = stk::session_plan(model->impl, session_config(c), &probe, &s, &w);
   if (st != Status::Ok) return to_c(st);
-  if (probe.used + 64 > arena_bytes) {
-    return to_c(stk::fail(&w, Status::ArenaTooSmall, "arena too small: need %zu bytes, have %zu", probe.used + 64,
-                          arena_bytes));
+  size_t need = 0;
+  if (!probe.required(64, &need)) {
+    return fail_c(msg, Status::OutOfMemory, "this configuration needs more memory than the platform can address");
+  }
+  if (need > arena_bytes) {
+    return to_c(stk::fail(&w, Status::ArenaTooSmall, "arena too small: need %zu bytes, have %zu", need, arena_bytes));
   }
   stk::Arena a{static_cast<uint8_t*>(arena), arena_bytes, 0};
   st = stk::session_plan(model->impl, session_config(c), &a, &s, &w);
@@ -332,6 +339,86 @@ stk_status stk_generate(stk_session* session, const char* prompt, uint32_t steps
   }
   out.generate_ns = stk::port::now_ns() - t1;
   if (stats != nullptr) *stats = out;
+  return STK_OK;
+}
+
+stk_status stk_model_budget_info(const stk_model* model, stk_budget_info* out_info, stk_message* msg) {
+  if (model == nullptr || out_info == nullptr) return fail_c(msg, Status::InvalidArgument, "model or info is NULL");
+  if (out_info->struct_size < sizeof(stk_budget_info)) {
+    return fail_c(msg, Status::InvalidArgument, "stk_budget_info.struct_size too small: use STK_BUDGET_INFO_INIT");
+  }
+  const stk::Model& m = model->impl;
+  stk_budget_info i = STK_BUDGET_INFO_INIT;
+  if (m.bitstack != nullptr) {
+    i.n_blocks = m.bitstack->n_blocks;
+    i.min_blocks = m.bitstack->min_blocks;
+    i.n_bitstack_tensors = m.bitstack->n_tensors;
+  }
+  i.fixed_bytes = m.weight_bytes;
+  i.min_budget_bytes = stk::model_min_budget(m);
+  i.full_budget_bytes = stk::model_full_budget(m);
+  *out_info = i;
+  return STK_OK;
+}
+
+stk_status stk_model_block_info(const stk_model* model, uint32_t index, stk_block_info* out_info, stk_message* msg) {
+  if (model == nullptr || out_info == nullptr) return fail_c(msg, Status::InvalidArgument, "model or info is NULL");
+  if (out_info->struct_size < sizeof(stk_block_info)) {
+    return fail_c(msg, Status::InvalidArgument, "stk_block_info.struct_size too small: use STK_BLOCK_INFO_INIT");
+  }
+  const stk::Model& m = model->impl;
+  const uint32_t n = m.bitstack != nullptr ? m.bitstack->n_blocks : 0;
+  if (index >= n) {
+    Message w = wrap(msg);
+    return to_c(stk::fail(&w, Status::InvalidArgument, "block index %u out of range (model has %u)", index, n));
+  }
+  const stk::BitStackBlockRef& b = m.bitstack->blocks[index];
+  const uint8_t* rec = m.tensor_table + uint64_t(b.tensor) * sizeof(stk::FileTensor);
+  stk_block_info i = STK_BLOCK_INFO_INIT;
+  i.layer = int32_t(b.slot / stk::kBitStackRolesPerLayer);
+  uint16_t role;
+  std::memcpy(&role, rec + offsetof(stk::FileTensor, role), sizeof role);
+  i.role = role;
+  i.index = b.index;
+  i.rank = b.rank;
+  i.tensor_name = reinterpret_cast<const char*>(rec + offsetof(stk::FileTensor, name));
+  i.bytes = b.bytes;
+  i.budget_through = stk::bitstack_budget_of(*m.bitstack, index + 1);
+  *out_info = i;
+  return STK_OK;
+}
+
+stk_status stk_session_set_budget(stk_session* session, uint64_t bytes, stk_budget_report* report,
+                                  stk_message* msg) {
+  if (session == nullptr) return fail_c(msg, Status::InvalidArgument, "session is NULL");
+  if (report != nullptr && report->struct_size < sizeof(stk_budget_report)) {
+    return fail_c(msg, Status::InvalidArgument, "stk_budget_report.struct_size too small: use its _INIT macro");
+  }
+  stk::Session& s = session->impl;
+  Message w = wrap(msg);
+  stk_budget_report out = STK_BUDGET_REPORT_INIT;
+  if (s.block_pool == nullptr) {
+    const uint64_t need = s.model->weight_bytes;
+    if (bytes < need) {
+      return to_c(stk::fail(&w, Status::Budget, "budget %llu bytes is below the model's minimum of %llu bytes",
+                            (unsigned long long)bytes, (unsigned long long)need));
+    }
+    out.weight_bytes = need;
+  } else {
+    stk::BudgetReport r{};
+    Status st = stk::block_pool_set_budget(s.block_pool, bytes, &r, &w);
+    if (st != Status::Ok) return to_c(st);
+    out.blocks_loaded = r.blocks_loaded;
+    out.blocks_dropped = r.blocks_dropped;
+    out.blocks_resident = r.blocks_resident;
+    out.bytes_loaded = r.bytes_loaded;
+    out.bytes_dropped = r.bytes_dropped;
+    out.weight_bytes = r.weight_bytes;
+  }
+  if (report != nullptr) {
+    out.struct_size = report->struct_size;
+    *report = out;
+  }
   return STK_OK;
 }
 

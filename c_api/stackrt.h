@@ -160,8 +160,11 @@ typedef struct stk_session_config {
   uint32_t context_length; /* positions kept in the KV cache; 0 = the model's seq_len */
   uint32_t n_threads;      /* including the caller's; 0 = 1 */
   uint32_t max_batch;      /* tokens evaluated per pass (prompt prefill); 0 = 16. Costs arena */
+  uint64_t max_budget_bytes; /* BitStack models: the largest weight budget (fixed tensors + resident
+                                blocks) the session can be raised to; its blocks live in the arena,
+                                which grows accordingly. 0 = the full model. The session starts at it. */
 } stk_session_config;
-#define STK_SESSION_CONFIG_INIT {sizeof(stk_session_config), 0, 0, 0}
+#define STK_SESSION_CONFIG_INIT {sizeof(stk_session_config), 0, 0, 0, 0}
 
 /* The exact arena bytes stk_session_init needs for this model and config. */
 stk_status stk_session_arena_size(const stk_model* model, const stk_session_config* config, size_t* out_bytes,
@@ -226,6 +229,61 @@ typedef struct stk_generate_stats {
    the sampler from `sampler` (NULL = greedy). stats may be NULL. */
 stk_status stk_generate(stk_session* session, const char* prompt, uint32_t steps, const stk_sampler_config* sampler,
                         stk_piece_callback on_piece, void* user, stk_generate_stats* stats, stk_message* msg);
+
+/* ---- RAM budget (BitStack models) ----------------------------------------- */
+
+/* A BitStack model stores residual blocks in one global load order: any
+   weight budget between the minimum (fixed tensors + every decomposed
+   tensor's first block) and the full size is served by a prefix. For other
+   models min == full == weight_bytes and n_blocks == 0. */
+typedef struct stk_budget_info {
+  uint32_t struct_size;
+  uint32_t n_blocks;          /* residual blocks in the file */
+  uint32_t min_blocks;        /* blocks of the minimum prefix */
+  uint32_t n_bitstack_tensors;
+  uint64_t fixed_bytes;       /* tensors outside the blocks (embedding, norms, classifier, scales) */
+  uint64_t min_budget_bytes;
+  uint64_t full_budget_bytes;
+} stk_budget_info;
+#define STK_BUDGET_INFO_INIT {sizeof(stk_budget_info), 0, 0, 0, 0, 0, 0}
+
+stk_status stk_model_budget_info(const stk_model* model, stk_budget_info* out_info, stk_message* msg);
+
+typedef struct stk_block_info {
+  uint32_t struct_size;
+  int32_t layer;
+  uint32_t role;           /* tensor role code of docs/format.md */
+  uint32_t index;          /* position in its tensor's own block order */
+  uint32_t rank;
+  uint32_t reserved;
+  const char* tensor_name; /* e.g. "layers.3.ffn.w2" */
+  uint64_t bytes;          /* block bytes, header included */
+  uint64_t budget_through; /* weight budget of the prefix that ends with this block */
+} stk_block_info;
+#define STK_BLOCK_INFO_INIT {sizeof(stk_block_info), 0, 0, 0, 0, 0, NULL, 0, 0}
+
+/* Describes block `index` (0 <= index < n_blocks) in global load order. */
+stk_status stk_model_block_info(const stk_model* model, uint32_t index, stk_block_info* out_info, stk_message* msg);
+
+typedef struct stk_budget_report {
+  uint32_t struct_size;
+  uint32_t blocks_loaded;   /* pushed by this call */
+  uint32_t blocks_dropped;  /* popped by this call */
+  uint32_t blocks_resident; /* after the call */
+  uint64_t bytes_loaded;
+  uint64_t bytes_dropped;
+  uint64_t weight_bytes;    /* fixed tensors + resident blocks after the call */
+} stk_budget_report;
+#define STK_BUDGET_REPORT_INIT {sizeof(stk_budget_report), 0, 0, 0, 0, 0, 0}
+
+/* Sets the weight budget: resident blocks become the longest prefix within
+   `bytes` (clamped to the session's max_budget_bytes), copying in only the
+   blocks between the old and new prefix or dropping them from the top.
+   Callable between any two evaluations; the KV cache is kept. No allocation.
+   Below the minimum: STK_ERR_BUDGET, naming the minimum, nothing changes.
+   report may be NULL. */
+stk_status stk_session_set_budget(stk_session* session, uint64_t bytes, stk_budget_report* report,
+                                  stk_message* msg);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,7 @@
 // Everything is little-endian. Structures are read with memcpy, never by
 // casting file bytes, so a hostile file cannot cause misaligned access.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace stk {
@@ -79,9 +80,11 @@ struct FileHeader {            // at offset 0, 128 bytes
   uint32_t tensor_count;
   uint64_t section_table_offset;  // SectionRecord[section_count]
   uint32_t section_table_crc;     // CRC-32 of the section table bytes
-  uint32_t reserved[9];
+  uint32_t reserved[10];       // zero; room for later hyper-parameters
   uint32_t header_crc;         // CRC-32 of the 124 bytes before this field
 };
+// No implicit padding anywhere: the CRC covers every other header byte.
+static_assert(offsetof(FileHeader, header_crc) == 124, "header_crc is the last 4 header bytes");
 static_assert(sizeof(FileHeader) == 128, "FileHeader is 128 bytes on disk");
 
 struct SectionRecord {         // 32 bytes

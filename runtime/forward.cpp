@@ -193,7 +193,7 @@ void forward_batch(Session* s, const int32_t* tokens, uint32_t n, float* logits_
   }
 
   for (uint32_t l = 0; l < c.n_layers; ++l) {
-    const LayerWeights& L = m.layers[l];
+    const LayerWeights& L = s->layers[l];
     for (uint32_t t = 0; t < n; ++t) {
       rmsnorm(s->xb + size_t(t) * dim, s->x + size_t(t) * dim, L.attn_norm, dim, c.norm_eps);
     }

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "runtime/bitstack_index.h"
 #include "runtime/checked_math.h"
 #include "runtime/crc32.h"
 
@@ -127,10 +128,17 @@ Status read_tensors(Model* m, const uint8_t* table, uint64_t table_bytes, const 
                   e.cols);
     }
     WeightFormat fmt = WeightFormat(t.format);
+    if (fmt == WeightFormat::Q8 && t.params[0] != kQ8Group) {
+      return fail(msg, Status::Unsupported, "tensor %s: q8 group size %u, this runtime reads groups of %u", t.name,
+                  t.params[0], kQ8Group);
+    }
     uint64_t need;
     if (!weight_format_bytes(fmt, t.rows, t.cols, t.params, &need)) {
       return fail(msg, Status::Unsupported, "tensor %s: weight format %u (%s) not supported by this build", t.name,
                   t.format, weight_format_name(fmt));
+    }
+    if (fmt == WeightFormat::BitStack && bitstack_role_slot(role) >= kBitStackRolesPerLayer) {
+      return fail(msg, Status::BadFormat, "tensor %s: only per-layer linear weights may be BitStack", t.name);
     }
     if (role_is_norm(role) && fmt != WeightFormat::F32) {
       return fail(msg, Status::BadFormat, "tensor %s: norm weights must be f32", t.name);
@@ -206,7 +214,7 @@ Status model_open(const uint8_t* data, size_t size, bool verify_data, Model** ou
   if (crc32(0, data + h.section_table_offset, table_bytes) != h.section_table_crc) {
     return fail(msg, Status::Checksum, "section table checksum mismatch (file corrupted)");
   }
-  SectionRecord tensors{}, tokenizer{}, weights{};
+  SectionRecord tensors{}, tokenizer{}, weights{}, bitstack{};
   for (uint32_t i = 0; i < h.section_count; ++i) {
     SectionRecord r;
     std::memcpy(&r, data + h.section_table_offset + uint64_t(i) * sizeof r, sizeof r);
@@ -222,6 +230,7 @@ Status model_open(const uint8_t* data, size_t size, bool verify_data, Model** ou
       case SectionKind::TensorTable: dst = &tensors; break;
       case SectionKind::Tokenizer: dst = &tokenizer; break;
       case SectionKind::Weights: dst = &weights; break;
+      case SectionKind::BitStackBlocks: dst = &bitstack; break;
       default: break;  // unknown sections are skipped: later minor versions may add some
     }
     if (dst != nullptr) {
@@ -261,12 +270,14 @@ Status model_open(const uint8_t* data, size_t size, bool verify_data, Model** ou
   m->tensor_table = data + tensors.offset;
 
   s = read_tensors(m, data + tensors.offset, tensors.bytes, weights, msg);
+  if (s == Status::Ok) s = bitstack_index_build(*m, bitstack.offset, bitstack.bytes, bitstack.kind != 0, &m->bitstack, msg);
   if (s == Status::Ok) s = tokenizer_view(data + tokenizer.offset, tokenizer.bytes, &m->tokenizer, msg);
   if (s == Status::Ok && m->tokenizer.vocab_size != c.vocab_size) {
     s = fail(msg, Status::BadFormat, "tokenizer has %u tokens, model vocabulary is %u", m->tokenizer.vocab_size,
              c.vocab_size);
   }
   if (s != Status::Ok) {
+    bitstack_index_free(m->bitstack);
     port::dealloc(m);
     return s;
   }
@@ -298,6 +309,7 @@ void model_close(Model* m) {
   if (m == nullptr) return;
   if (m->tokenizer_buffer != nullptr) port::dealloc(m->tokenizer_buffer);
   if (m->mapping.handle != 0) port::unmap_file(&m->mapping);
+  bitstack_index_free(m->bitstack);
   port::dealloc(m);
 }
 

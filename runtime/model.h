@@ -49,6 +49,7 @@ struct Model {
   uint32_t tensor_count;
   const uint8_t* tensor_table;  // FileTensor records (read with memcpy)
   uint64_t weight_bytes;        // bytes of all tensors in the file
+  struct BitStackIndex* bitstack;  // residual blocks; null unless the model has BitStack tensors
 };
 
 // Validates `data` as a .stk file and fills a Model allocated through the

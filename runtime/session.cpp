@@ -20,15 +20,15 @@ Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Sess
 
   Session* s = a->take_array<Session>(1);
   const size_t q_dim = size_t(c.n_heads) * c.head_size;
-  const size_t cache = size_t(c.n_layers) * ctx * c.kv_dim;
-  float* x = a->take_array<float>(size_t(batch) * c.dim);
-  float* xb = a->take_array<float>(size_t(batch) * c.dim);
-  float* q = a->take_array<float>(size_t(batch) * q_dim);
-  float* att_out = a->take_array<float>(size_t(batch) * q_dim);
-  float* hb = a->take_array<float>(size_t(batch) * c.hidden_dim);
-  float* hb2 = a->take_array<float>(size_t(batch) * c.hidden_dim);
-  float* rope = a->take_array<float>(size_t(batch) * c.head_size);
-  float* att = a->take_array<float>(size_t(threads) * ctx);
+  const uint64_t cache = uint64_t(c.n_layers) * ctx * c.kv_dim;  // < 2^8 * 2^20 * 2^16
+  float* x = a->take_array<float>(uint64_t(batch) * c.dim);
+  float* xb = a->take_array<float>(uint64_t(batch) * c.dim);
+  float* q = a->take_array<float>(uint64_t(batch) * q_dim);
+  float* att_out = a->take_array<float>(uint64_t(batch) * q_dim);
+  float* hb = a->take_array<float>(uint64_t(batch) * c.hidden_dim);
+  float* hb2 = a->take_array<float>(uint64_t(batch) * c.hidden_dim);
+  float* rope = a->take_array<float>(uint64_t(batch) * c.head_size);
+  float* att = a->take_array<float>(uint64_t(threads) * ctx);
   float* kc = a->take_array<float>(cache);
   float* vc = a->take_array<float>(cache);
   float* logits = a->take_array<float>(c.vocab_size);
@@ -36,15 +36,19 @@ Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Sess
   uint32_t widest = c.dim > c.hidden_dim ? c.dim : c.hidden_dim;
   widest = widest > q_dim ? widest : uint32_t(q_dim);
   const size_t act_ld = (widest + 63) / 64 * 64;
-  int8_t* act_q8 = a->take_array<int8_t>(size_t(batch) * act_ld);
-  float* act_q8_scales = a->take_array<float>(size_t(batch) * ((widest + 31) / 32));
+  int8_t* act_q8 = a->take_array<int8_t>(uint64_t(batch) * act_ld);
+  float* act_q8_scales = a->take_array<float>(uint64_t(batch) * ((widest + 31) / 32));
   // Room to tokenize a prompt before BPE merges shrink it: a prompt of up to
   // about twice the context in bytes.
   const uint32_t prompt_cap = 2 * ctx + 8;
   int32_t* prompt = a->take_array<int32_t>(prompt_cap);
+  BlockPool* block_pool = nullptr;
+  Status bs = block_pool_plan(model, cfg.max_budget, a, &block_pool, msg);
+  if (bs != Status::Ok) return bs;
   if (a->measuring()) return Status::Ok;
   if (a->overflowed()) {
-    return fail(msg, Status::ArenaTooSmall, "arena too small: need %zu bytes, have %zu", a->used, a->cap);
+    return fail(msg, Status::ArenaTooSmall, "arena too small: need %llu bytes, have %zu",
+                (unsigned long long)a->used, a->cap);
   }
   new (s) Session{};
   s->model = &model;
@@ -73,6 +77,8 @@ Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Sess
   sampler_init(&s->sampler, c.vocab_size, 0.0f, 0.0f, 0, ps);
   s->prompt_tokens = prompt;
   s->prompt_capacity = prompt_cap;
+  s->block_pool = block_pool;
+  s->layers = block_pool != nullptr ? block_pool->layers : model.layers;
   Status st = thread_pool_start(&s->pool, threads, msg);
   if (st != Status::Ok) return st;
   *out = s;

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "runtime/arena.h"
+#include "runtime/block_pool.h"
 #include "runtime/kernels/matmul.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
@@ -22,6 +23,7 @@ struct SessionConfig {
   uint32_t context_length;  // positions; 0 = the model's seq_len
   uint32_t n_threads;       // 0 = 1
   uint32_t max_batch;       // tokens per eval call; 0 = kDefaultMaxBatch
+  uint64_t max_budget;      // BitStack: largest weight budget (bytes) the block pool holds; 0 = full
 };
 constexpr uint32_t kDefaultMaxBatch = 16;
 
@@ -54,6 +56,10 @@ struct Session {
   int32_t* prompt_tokens;      // [prompt_capacity] for stk_generate
   uint32_t prompt_capacity;
   ThreadPool pool;
+  // The layers the forward pass reads: the model's own, or for a BitStack
+  // model the block pool's copy whose BitStack views see resident blocks.
+  const LayerWeights* layers;
+  BlockPool* block_pool;  // null unless the model has BitStack tensors
 };
 
 // Lays out a session in `arena` (measuring when arena.base is null). On

@@ -4,6 +4,8 @@
 
 #include "runtime/checked_math.h"
 #include "runtime/half.h"
+#include "runtime/lowbit.h"
+#include "runtime/sparse.h"
 
 namespace stk {
 
@@ -25,6 +27,28 @@ bool weight_format_bytes(WeightFormat format, uint32_t rows, uint32_t cols, cons
       uint64_t scales = uint64_t(rows) * q8_groups_per_row(cols) * 2;
       return add_ok(q8_scales_offset(rows, cols), scales, out);
     }
+    case WeightFormat::Q4:
+    case WeightFormat::Q3:
+    case WeightFormat::Q2:
+    case WeightFormat::T2: {
+      LowbitLayout L;
+      if (!lowbit_layout(format, rows, cols, params, &L)) return false;
+      *out = L.total_bytes;
+      return true;
+    }
+    case WeightFormat::Sparse: {  // N:M sparse (runtime/sparse.h)
+      SparseLayout L;
+      if (!sparse_layout(rows, cols, params, &L)) return false;
+      *out = L.total_bytes;
+      return true;
+    }
+    case WeightFormat::BitStack:
+      // In the Weights section only the f32 input scale [cols] when params[1]
+      // bit 0 is set; params[0] = residual blocks in the BitStackBlocks
+      // section (runtime/bitstack_format.h).
+      if (params[0] == 0 || params[0] > 65535 || params[1] > 1) return false;
+      *out = (params[1] & 1u) ? uint64_t(cols) * 4 : 0;
+      return true;
     default:
       return false;
   }
@@ -61,6 +85,15 @@ void weight_dequantize_row(const WeightView& w, uint32_t row, float* out) {
       }
       return;
     }
+    case WeightFormat::Q4:
+    case WeightFormat::Q3:
+    case WeightFormat::Q2:
+    case WeightFormat::T2:
+      lowbit_dequantize_row(w, row, out);
+      return;
+    case WeightFormat::Sparse:
+      sparse_dequantize_row(w, row, out);
+      return;
     default:
       std::memset(out, 0, size_t(w.cols) * 4);
       return;

@@ -27,6 +27,9 @@ const char* weight_format_name(WeightFormat format);
 // Decodes one row to floats (embedding lookup, tests, tools).
 void weight_dequantize_row(const WeightView& w, uint32_t row, float* out);
 
+// Low-bit formats (runtime/lowbit.h); w.format must be Q4, Q3, Q2 or T2.
+void lowbit_dequantize_row(const WeightView& w, uint32_t row, float* out);
+
 // Q8 helpers shared by the encoder, decoder and kernels.
 inline uint32_t q8_groups_per_row(uint32_t cols) { return (cols + kQ8Group - 1) / kQ8Group; }
 // Offset of the fp16 scale plane inside a Q8 tensor.

@@ -3,6 +3,8 @@
 
 #include "tools/commands.h"
 #include "tools/handles.h"
+#include "tools/budget_cli.h"
+#include "tools/model_stats.h"
 
 namespace stk::cli {
 namespace {
@@ -20,9 +22,12 @@ int run_info(const Args& a) {
     stk_tensor_info t = STK_TENSOR_INFO_INIT;
     host::check(stk_model_tensor_info(model.get(), k, &t, &m), m);
     std::string shape = std::to_string(t.rows) + "x" + std::to_string(t.cols);
-    std::printf("  %-24s %-6s %12s %12llu\n", t.name, t.format_name, shape.c_str(), (unsigned long long)t.bytes);
+    std::printf("  %-24s %-6s %12s %12llu\n", t.name, host::tensor_format_label(model.get(), k).c_str(), shape.c_str(),
+                (unsigned long long)t.bytes);
   }
   std::printf("\n  weight bytes %llu\n", (unsigned long long)i.weight_bytes);
+  std::printf("  linear_bpw %.4f (bits per matrix weight, scales included)\n", host::model_linear_bpw(model.get()));
+  host::print_budget_info(model.get(), a.has("--budget") ? parse_size(a.get("--budget")) : 0);  // tools/budget_cli.h
   for (uint32_t threads : {1u, 2u}) {
     stk_session_config cfg = STK_SESSION_CONFIG_INIT;
     cfg.n_threads = threads;
@@ -40,7 +45,7 @@ const Command kInfoCommand = {
     "info",
     "MODEL",
     "Show a model's hyper-parameters, tensors (format, shape, bytes), weight bytes and the arena a session needs.",
-    {},
+    {{"--budget", "SIZE", "BitStack models: show the blocks resident per tensor at this budget (default: full)"}},
     run_info,
 };
 

@@ -5,23 +5,55 @@
 #include "tools/commands.h"
 #include "tools/llama2c_import.h"
 #include "tools/pack.h"
+#include "tools/pack_plan.h"
+#include "tools/calib.h"
+#include "tools/story_ppl.h"
 #include "tools/quantize.h"
 #include "tools/stk_writer.h"
 
 namespace stk::cli {
+
+int run_pack_bitstack(const Args& a);
+int run_pack_sparse(const Args& a, host::HostModel& hm, std::vector<uint8_t> tok_section);
 namespace {
 
 int run_pack(const Args& a) {
   if (a.positional.size() != 2) throw UsageError("expected IN and OUT");
   if (!a.has("--tokenizer")) throw UsageError("--tokenizer FILE is required (the llama2.c tokenizer.bin to embed)");
-  const WeightFormat format = host::parse_weight_format(a.get("--format", "q8"));
+  if (a.get("--format") == "bitstack") return run_pack_bitstack(a);  // tools/cmd_pack_bitstack.cpp
+  const host::FormatSpec spec = host::parse_format_spec(a.get("--format", "q8"));
+  const WeightFormat format = spec.format;
   const std::string& in = a.positional[0];
   const std::string& out = a.positional[1];
 
   host::HostModel hm = host::import_llama2c(in);
   const std::string tok_path = a.get("--tokenizer");
-  host::PackedModel pm = host::pack_uniform(
-      hm, host::tokenizer_section_from_llama2c(host::read_file(tok_path), hm.config.vocab_size, tok_path), format);
+  std::vector<uint8_t> tok_section =
+      host::tokenizer_section_from_llama2c(host::read_file(tok_path), hm.config.vocab_size, tok_path);
+  if (a.has("--sparsity")) return run_pack_sparse(a, hm, std::move(tok_section));  // tools/cmd_pack_sparse.cpp
+  host::PackedModel pm;
+  if (a.has("--layer") || a.has("--bpw") || a.has("--calib") || spec.group != 0) {
+    // Per-tensor plan: rules, budget, RTN or calibrated GPTQ (tools/pack_plan.h).
+    host::PackPlanOptions o;
+    o.base = spec;
+    for (const std::string& r : a.all("--layer")) o.rules.push_back(host::parse_layer_rule(r));
+    o.bpw = a.number("--bpw", 0, 0.5, 32);
+    o.threads = uint32_t(a.integer("--threads", 1, 1, 16));
+    if (a.has("--calib")) {
+      const size_t n = size_t(a.integer("--calib-stories", 64, 1, 1000000));
+      o.calib = host::story_range(host::split_stories(read_text_file(a.get("--calib"))), 0, n);
+      if (o.calib.empty()) throw std::runtime_error(a.get("--calib") + ": no calibration stories");
+    }
+    const std::string groups = a.get("--gptq-groups", "static");
+    if (groups != "static" && groups != "dynamic") throw UsageError("--gptq-groups expects static or dynamic");
+    o.gptq.dynamic_groups = groups == "dynamic";
+    o.gptq.act_order = a.get("--gptq-order", "act") == "act";
+    o.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+    pm = host::pack_with_plan(hm, std::move(tok_section), o);
+    std::fprintf(stderr, "linear_bpw %.4f (%s)\n", host::linear_bpw(pm), o.calib.empty() ? "round-to-nearest" : "calibrated GPTQ");
+  } else {
+    pm = host::pack_uniform(hm, std::move(tok_section), format);
+  }
   std::vector<uint8_t> bytes = host::serialize_stk(pm);
   host::write_file_atomic(out, bytes);
   std::fprintf(stderr, "packed %s (%s) -> %s: %zu tensors, format %s, %zu bytes\n", in.c_str(),
@@ -33,11 +65,26 @@ int run_pack(const Args& a) {
 
 const Command kPackCommand = {
     "pack",
-    "IN OUT --tokenizer TOK [--format f32|q8]",
+    "IN OUT --tokenizer TOK [--format F] [--layer PATTERN=F]... [--bpw B] [--calib TEXT]",
     "Pack a llama2.c checkpoint (legacy, export v1, or export v2 int8) into a self-contained .stk model.",
     {
         {"--tokenizer", "FILE", "llama2.c tokenizer.bin to embed (required)"},
-        {"--format", "F", "weight format for matrices: f32 or q8 (default q8); norms stay f32"},
+        {"--format", "F", "weight format for matrices: f32, q8, q4, q3, q2, t2 (low-bit: optional group suffix, e.g. q4g64; default group 32); default q8; norms stay f32"},
+        {"--layer", "PATTERN=F", "format for matrices whose name (as `stk info` prints it) matches the glob; repeatable, last match wins"},
+        {"--bpw", "B", "choose formats of the other matrices so the average bits per matrix weight is <= B (lowest calibration loss, greedy)"},
+        {"--calib", "TEXT", "calibrate: GPTQ (act-order, Hessian from stackrt's own activations, clip search) instead of round-to-nearest"},
+        {"--calib-stories", "N", "calibrate on the first N stories of TEXT (default 64)"},
+        {"--threads", "T", "threads for calibration runs (default 1)"},
+        {"--gptq-groups", "static|dynamic", "group (d, m) from the original weights (default) or fitted when GPTQ reaches the group"},
+        {"--gptq-order", "act|natural", "GPTQ column order: decreasing Hessian diagonal (default) or natural"},
+        {"--sparsity", "N:M", "prune every attention and MLP matrix to N:M (1 <= N < M <= 16) along the input; kept values in --format (f32, q8, q4...)"},
+        {"--prune", "METHOD", "sparsity: magnitude (default), wanda or sparsegpt (these two need --calib)"},
+        {"--sparse-layer", "PATTERN=N:M", "sparsity for matrices matching the glob ('dense' keeps them dense); repeatable, last wins"},
+        {"--iters", "N", "bitstack: residual blocks per linear layer (default 8)"},
+        {"--rank", "K", "bitstack: rank of each block's magnitude (default: per matrix, factors <= 1/8 of the sign bytes)"},
+        {"--fixed-format", "F", "bitstack: format of the embedding/classifier (default q8)"},
+        {"--order", "O", "bitstack: block load order: measured (default with --calib), gain (proxy) or uniform"},
+        {"--alpha", "A", "bitstack: activation-scale exponent, s = E[x^2]^(A/2) (default 1; 0 = off)"},
     },
     run_pack,
 };

@@ -3,6 +3,8 @@
 
 #include "tools/commands.h"
 #include "tools/handles.h"
+#include "tools/budget_cli.h"
+#include "tools/model_stats.h"
 #include "tools/story_ppl.h"
 
 namespace stk::cli {
@@ -12,13 +14,16 @@ int run_ppl(const Args& a) {
   if (a.positional.size() != 1) throw UsageError("expected one MODEL");
   if (!a.has("--text")) throw UsageError("--text FILE is required");
   host::ModelHandle model(a.positional[0], a.get("--tokenizer"));
-  const std::vector<std::string> stories = host::split_stories(read_text_file(a.get("--text")));
+  std::vector<std::string> stories = host::split_stories(read_text_file(a.get("--text")));
+  if (a.has("--stories")) stories = host::select_stories(stories, a.get("--stories"));
   if (stories.empty()) throw std::runtime_error(a.get("--text") + ": no text to score");
 
   stk_session_config cfg = STK_SESSION_CONFIG_INIT;
   cfg.n_threads = uint32_t(a.integer("--threads", 1, 1, 16));
   cfg.max_batch = 64;
+  if (a.has("--budget")) cfg.max_budget_bytes = parse_size(a.get("--budget"));
   host::SessionHandle session(model, cfg);
+  if (a.has("--budget")) host::report_budget(session.get(), cfg.max_budget_bytes);  // tools/budget_cli.h
   Progress bar("scoring", stories.size());
   host::PplResult r =
       host::score_stories(model.get(), session.get(), stories, [&](size_t d, size_t) { bar.update(d); });
@@ -32,10 +37,10 @@ int run_ppl(const Args& a) {
   if (a.has("--json")) {
     std::printf(
         "{\"ppl\": %.6f, \"mean_nll\": %.6f, \"predictions\": %llu, \"stories\": %zu, \"weight_bytes\": %llu, "
-        "\"arena_bytes\": %zu, \"tokens_per_s\": %.1f, \"threads\": %u}\n",
+        "\"arena_bytes\": %zu, \"tokens_per_s\": %.1f, \"threads\": %u, \"linear_bpw\": %.4f}\n",
         r.ppl(), r.mean_nll(), (unsigned long long)r.predictions, stories.size(),
         (unsigned long long)info.weight_bytes, session.arena_bytes(),
-        r.seconds > 0 ? double(r.predictions) / r.seconds : 0.0, cfg.n_threads);
+        r.seconds > 0 ? double(r.predictions) / r.seconds : 0.0, cfg.n_threads, host::model_linear_bpw(model.get()));
   }
   return 0;
 }
@@ -49,6 +54,8 @@ const Command kPplCommand = {
     {
         {"--text", "FILE", "text to score (required)"},
         {"--threads", "T", "worker threads including the caller (default 1)"},
+        {"--budget", "SIZE", "BitStack RAM budget for weights (bytes, or KB/MB/KiB/MiB): the longest block prefix within it"},
+        {"--stories", "A:B", "score only stories A..B-1 of FILE (e.g. 64: skips the first 64, used for calibration)"},
         {"--json", nullptr, "also print one JSON object as the last stdout line"},
         {"--tokenizer", "FILE", "llama2.c tokenizer.bin overriding the embedded one"},
     },

@@ -4,6 +4,7 @@
 
 #include "tools/commands.h"
 #include "tools/handles.h"
+#include "tools/budget_cli.h"
 
 namespace stk::cli {
 namespace {
@@ -22,6 +23,7 @@ int run_run(const Args& a) {
   stk_session_config cfg = STK_SESSION_CONFIG_INIT;
   cfg.n_threads = uint32_t(a.integer("--threads", 1, 1, 16));
   cfg.max_batch = 64;
+  if (a.has("--budget")) cfg.max_budget_bytes = parse_size(a.get("--budget"));
   stk_sampler_config sc = STK_SAMPLER_CONFIG_INIT;
   sc.temperature = float(a.number("--temp", 1.0, 0.0, 100.0));
   sc.top_p = float(a.number("--topp", 0.9, 0.0, 1.0));
@@ -31,6 +33,7 @@ int run_run(const Args& a) {
   const std::string prompt = a.get("--prompt");
 
   host::SessionHandle session(model, cfg);
+  if (a.has("--budget")) host::report_budget(session.get(), cfg.max_budget_bytes);  // tools/budget_cli.h
   stk_generate_stats stats = STK_GENERATE_STATS_INIT;
   stk_message m{};
   host::check(stk_generate(session.get(), prompt.c_str(), steps, &sc, print_piece, nullptr, &stats, &m), m);
@@ -61,6 +64,7 @@ const Command kRunCommand = {
         {"--topp", "P", "nucleus sampling mass in (0,1); 0 or 1 = off (default 0.9)"},
         {"--seed", "S", "random seed (default: from the clock, printed on stderr)"},
         {"--threads", "T", "worker threads including the caller (default 1)"},
+        {"--budget", "SIZE", "BitStack RAM budget for weights (bytes, or KB/MB/KiB/MiB): the longest block prefix within it"},
         {"--tokenizer", "FILE", "llama2.c tokenizer.bin overriding the embedded one"},
     },
     run_run,

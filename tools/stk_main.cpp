@@ -9,7 +9,8 @@
 namespace {
 
 const stk::cli::Command* const kCommands[] = {&stk::cli::kPackCommand, &stk::cli::kRunCommand,
-                                              &stk::cli::kPplCommand, &stk::cli::kInfoCommand};
+                                              &stk::cli::kPplCommand, &stk::cli::kInfoCommand,
+                                              &stk::cli::kBenchCommand, &stk::cli::kSimCommand};
 
 void print_overview() {
   std::printf("stk %s: pack, run and measure compressed language models\n\nusage: stk <command> [options]\n\n"

@@ -23,7 +23,7 @@ void put_at(std::vector<uint8_t>& out, size_t offset, const T& v) {
 
 std::vector<uint8_t> serialize_stk(const PackedModel& m) {
   const HostConfig& c = m.config;
-  constexpr uint32_t kSections = 3;
+  const uint32_t kSections = m.bitstack_blocks.empty() ? 3 : 4;
   std::vector<uint8_t> out(sizeof(FileHeader) + kSections * sizeof(SectionRecord), 0);
   pad_to(out, kDataAlign);
 
@@ -68,14 +68,18 @@ std::vector<uint8_t> serialize_stk(const PackedModel& m) {
     out.insert(out.end(), m.tensors[i].data.begin(), m.tensors[i].data.end());
   }
   out.resize(weights_offset + weights_bytes, 0);
+  if (!m.bitstack_blocks.empty()) pad_to(out, kDataAlign);
+  const uint64_t blocks_offset = out.size();
+  out.insert(out.end(), m.bitstack_blocks.begin(), m.bitstack_blocks.end());
 
-  SectionRecord sections[kSections] = {
+  SectionRecord sections[4] = {
       {uint32_t(SectionKind::TensorTable), 0, table_offset, table_bytes, 0},
       {uint32_t(SectionKind::Tokenizer), 0, tok_offset, m.tokenizer_section.size(), 0},
       {uint32_t(SectionKind::Weights), 0, weights_offset, weights_bytes, 0},
+      {uint32_t(SectionKind::BitStackBlocks), 0, blocks_offset, m.bitstack_blocks.size(), 0},
   };
-  for (SectionRecord& s : sections) s.crc = crc32(0, out.data() + s.offset, s.bytes);
-  std::memcpy(out.data() + sizeof(FileHeader), sections, sizeof sections);
+  for (uint32_t i = 0; i < kSections; ++i) sections[i].crc = crc32(0, out.data() + sections[i].offset, sections[i].bytes);
+  std::memcpy(out.data() + sizeof(FileHeader), sections, kSections * sizeof(SectionRecord));
 
   FileHeader h{};
   std::memcpy(h.magic, kFileMagic, sizeof h.magic);
@@ -95,7 +99,7 @@ std::vector<uint8_t> serialize_stk(const PackedModel& m) {
   h.section_count = kSections;
   h.tensor_count = uint32_t(m.tensors.size());
   h.section_table_offset = sizeof(FileHeader);
-  h.section_table_crc = crc32(0, sections, sizeof sections);
+  h.section_table_crc = crc32(0, sections, kSections * sizeof(SectionRecord));
   h.header_crc = crc32(0, &h, offsetof(FileHeader, header_crc));
   put_at(out, 0, h);
   return out;

@@ -23,6 +23,9 @@ struct PackedModel {
   HostConfig config;
   std::vector<PackedTensor> tensors;
   std::vector<uint8_t> tokenizer_section;  // runtime/tokenizer.h layout
+  // BitStack residual blocks in global load order (runtime/bitstack_format.h);
+  // written as a BitStackBlocks section after the weights when not empty.
+  std::vector<uint8_t> bitstack_blocks;
 };
 
 // The complete file image: header, section table, tensor table, tokenizer,

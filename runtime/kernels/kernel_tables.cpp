@@ -1,4 +1,6 @@
 // Files each kernel under its ISA and weight format.
+#include <initializer_list>
+
 #include "runtime/kernels/kernels.h"
 
 namespace stk {
@@ -15,6 +17,11 @@ KernelSet make_scalar() {
   k.name = "scalar";
   put(&k, WeightFormat::F32, matmul_f32_scalar);
   put(&k, WeightFormat::Q8, matmul_q8_scalar);
+  put(&k, WeightFormat::BitStack, matmul_bitstack_scalar);
+  put(&k, WeightFormat::Sparse, matmul_sparse_scalar);
+  for (WeightFormat f : {WeightFormat::Q4, WeightFormat::Q3, WeightFormat::Q2, WeightFormat::T2}) {
+    put(&k, f, matmul_lowbit_scalar, true);
+  }
   return k;
 }
 
@@ -27,6 +34,11 @@ KernelSet make_avx2() {
   k.name = "avx2";
   put(&k, WeightFormat::F32, matmul_f32_avx2);
   put(&k, WeightFormat::Q8, matmul_q8_avx2);
+  put(&k, WeightFormat::Q4, lowbit_avx2::matmul_q4, true);
+  put(&k, WeightFormat::Q3, lowbit_avx2::matmul_q3, true);
+  put(&k, WeightFormat::Q2, lowbit_avx2::matmul_q2, true);
+  put(&k, WeightFormat::T2, lowbit_avx2::matmul_t2, true);
+  put(&k, WeightFormat::Sparse, matmul_sparse_avx2);
   return k;
 }
 
@@ -35,7 +47,31 @@ KernelSet make_avx512() {
   k.isa = Isa::Avx512;
   k.name = "avx512";
   put(&k, WeightFormat::F32, matmul_f32_avx512);
+  put(&k, WeightFormat::BitStack, matmul_bitstack_avx512);
   put(&k, WeightFormat::Q8, matmul_q8_avx512);
+  put(&k, WeightFormat::Sparse, matmul_sparse_avx512);
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) {
+    put(&k, WeightFormat::Sparse, matmul_sparse_vnni, true);  // falls back to matmul_sparse_avx512 itself
+  }
+  if (__builtin_cpu_supports("avx512vnni")) put(&k, WeightFormat::BitStack, matmul_bitstack_vnni);
+  if (__builtin_cpu_supports("avx512vnni")) {  // else the AVX2 low-bit kernels stay
+    put(&k, WeightFormat::Q4, lowbit_vnni::matmul_q4, true);
+    put(&k, WeightFormat::Q3, lowbit_vnni::matmul_q3, true);
+    put(&k, WeightFormat::Q2, lowbit_vnni::matmul_q2, true);
+    put(&k, WeightFormat::T2, lowbit_vnni::matmul_t2, true);
+  }
+  return k;
+}
+#endif
+
+#if defined(__ARM_NEON)
+// AArch64 and ARMv7-A NEON; starts from the scalar table like the x86 sets.
+KernelSet make_neon() {
+  KernelSet k = make_scalar();
+  k.isa = Isa::Neon;
+  k.name = "neon";
+  put(&k, WeightFormat::F32, matmul_f32_neon);
+  put(&k, WeightFormat::Q8, matmul_q8_neon);
   return k;
 }
 #endif
@@ -53,6 +89,12 @@ const KernelSet& kernel_table_avx2() {
 }
 const KernelSet& kernel_table_avx512() {
   static const KernelSet k = make_avx512();
+  return k;
+}
+#endif
+#if defined(__ARM_NEON)
+const KernelSet& kernel_table_neon() {
+  static const KernelSet k = make_neon();
   return k;
 }
 #endif

@@ -7,12 +7,47 @@ namespace stk {
 
 void matmul_f32_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 void matmul_q8_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+// BitStack residual blocks (runtime/block_pool.h); bitstack_scalar.cpp, bitstack_avx512.cpp.
+void matmul_bitstack_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
+                            uint32_t r1);
+// Q4/Q3/Q2/T2 (runtime/lowbit.h), int8 activations; lowbit_scalar.cpp.
+void matmul_lowbit_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_lowbit_f32act_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
+                                 uint32_t r1);
+
+// N:M sparse (runtime/sparse.h), float activations; sparse_scalar.cpp, sparse_avx2.cpp, sparse_avx512.cpp.
+void matmul_sparse_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 
 #if defined(__x86_64__)
+void matmul_sparse_avx2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_sparse_avx512(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+// int8 activations, for Q8/Q4 values and N:M = 1:2, 2:4, 4:8, 8:16 (others: the avx512 kernel); sparse_vnni.cpp.
+void matmul_sparse_vnni(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 void matmul_f32_avx2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 void matmul_q8_avx2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 void matmul_f32_avx512(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_bitstack_avx512(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
+                            uint32_t r1);
+// Needs AVX-512 VNNI (filed only when the CPU has it); int8-quantized z per tile.
+void matmul_bitstack_vnni(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
+                          uint32_t r1);
 void matmul_q8_avx512(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+// Low-bit kernels: lowbit_avx2.cpp (namespace lowbit_avx2), lowbit_avx512.cpp (lowbit_vnni).
+#define STK_LOWBIT_DECL(ns)                                                                                  \
+  namespace ns {                                                                                             \
+  void matmul_q4(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1); \
+  void matmul_q3(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1); \
+  void matmul_q2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1); \
+  void matmul_t2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1); \
+  }
+STK_LOWBIT_DECL(lowbit_avx2)
+STK_LOWBIT_DECL(lowbit_vnni)
+#undef STK_LOWBIT_DECL
+#endif
+
+#if defined(__ARM_NEON)
+void matmul_f32_neon(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_q8_neon(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 #endif
 
 }  // namespace stk
