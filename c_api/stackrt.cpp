@@ -115,7 +115,7 @@ stk_status stk_model_open_file(const char* path, const stk_model_options* option
   Status s = stk::port::map_file(path, &f, &w);
   if (s != Status::Ok) return to_c(s);
   stk::Model* m = nullptr;
-  s = stk::model_open(f.data, f.size, (o.flags & STK_MODEL_SKIP_DATA_CHECKSUMS) == 0, &m, &w);
+  s = stk::model_open(f.data, f.size, (o.flags & STK_MODEL_SKIP_DATA_CHECKSUMS) == 0, &m, &w, &f);
   if (s != Status::Ok) {
     stk::port::unmap_file(&f);
     return to_c(s);
@@ -420,6 +420,13 @@ stk_status stk_session_set_budget(stk_session* session, uint64_t bytes, stk_budg
     *report = out;
   }
   return STK_OK;
+}
+
+stk_status stk_session_set_read_hook(stk_session* session, stk_read_hook hook, void* user, stk_message* msg) {
+  if (session == nullptr) return fail_c(msg, Status::InvalidArgument, "session is NULL");
+  stk::BlockPool* pool = session->impl.block_pool;
+  if (pool != nullptr) pool->hook = stk::ReadHook{hook, hook != nullptr ? user : nullptr};
+  return STK_OK;  // a model without blocks never reads: nothing to hook
 }
 
 }  // extern "C"

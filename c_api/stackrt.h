@@ -285,6 +285,18 @@ typedef struct stk_budget_report {
 stk_status stk_session_set_budget(stk_session* session, uint64_t bytes, stk_budget_report* report,
                                   stk_message* msg);
 
+/* Called by a session before each read of model bytes into its arena: the
+   blocks one budget increase adds, as one contiguous range of the file.
+   Return 0 to let the read go ahead; anything else cancels the read and the
+   budget change (the session keeps its blocks, the call fails with
+   STK_ERR_IO naming the code). For accounting and simulation: `stk sim`
+   counts the device's reads with it and refuses reads beyond its RAM limit. */
+typedef int (*stk_read_hook)(void* user, uint64_t file_offset, uint64_t bytes);
+
+/* Installs the session's read hook, or removes it when hook is NULL. Reads
+   made by stk_session_init (the blocks of max_budget_bytes) precede any hook. */
+stk_status stk_session_set_read_hook(stk_session* session, stk_read_hook hook, void* user, stk_message* msg);
+
 #ifdef __cplusplus
 }
 #endif

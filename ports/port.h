@@ -25,6 +25,16 @@ struct MappedFile {
 Status map_file(const char* path, MappedFile* out, Message* msg);
 void unmap_file(MappedFile* file);
 
+// Copies `bytes` at `offset` of a mapped file into RAM with a read, not
+// through the mapping (posix: pread), so the copy is the only resident one.
+// Used for BitStack blocks entering a session's budget. The caller has
+// checked that the range lies inside the file.
+Status read_mapped(const MappedFile& file, uint64_t offset, void* dst, size_t bytes, Message* msg);
+// Tells the system the mapped range will not be read through the mapping
+// again, so the pages it holds need not stay resident (posix: madvise
+// DONTNEED on the whole pages inside the range). A hint: may do nothing.
+void release_mapped(const MappedFile& file, uint64_t offset, uint64_t bytes);
+
 // The one place the runtime takes memory from the system: the model handle at
 // open time. Never called after a session is initialised.
 void* alloc(size_t bytes);

@@ -38,8 +38,22 @@ void bitstack_index_free(BitStackIndex* index) {
   if (index != nullptr) port::dealloc(index);
 }
 
-Status bitstack_index_build(const Model& m, uint64_t offset, uint64_t bytes, bool have_section,
-                            BitStackIndex** out, Message* msg) {
+namespace {
+
+// A block header, read with the port when the runtime mapped the file: the
+// block region is then never paged into the mapping, where no budget would
+// count it (sessions read blocks with the port too).
+Status read_header(const Model& m, const port::MappedFile* mapping, uint64_t file_offset, BitStackBlockHeader* h,
+                   Message* msg) {
+  if (mapping != nullptr) return port::read_mapped(*mapping, file_offset, h, sizeof *h, msg);
+  std::memcpy(h, m.file + file_offset, sizeof *h);
+  return Status::Ok;
+}
+
+}  // namespace
+
+Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uint64_t offset, uint64_t bytes,
+                            bool have_section, BitStackIndex** out, Message* msg) {
   *out = nullptr;
   const ModelConfig& c = m.config;
   const uint32_t n_slots = c.n_layers * kBitStackRolesPerLayer;
@@ -62,7 +76,8 @@ Status bitstack_index_build(const Model& m, uint64_t offset, uint64_t bytes, boo
   for (uint64_t at = 0; at < bytes; ++n_blocks) {
     BitStackBlockHeader h;
     if (!range_ok(at, sizeof h, bytes)) return fail(msg, Status::BadFormat, "BitStack block %u: truncated header", n_blocks);
-    std::memcpy(&h, m.file + offset + at, sizeof h);
+    Status rs = read_header(m, mapping, offset + at, &h, msg);
+    if (rs != Status::Ok) return rs;
     if (h.bytes == 0 || h.bytes % kDataAlign != 0 || !range_ok(at, h.bytes, bytes)) {
       return fail(msg, Status::BadFormat, "BitStack block %u: size %llu invalid or outside its section", n_blocks,
                   (unsigned long long)h.bytes);
@@ -99,7 +114,8 @@ Status bitstack_index_build(const Model& m, uint64_t offset, uint64_t bytes, boo
   uint64_t at = 0;
   for (uint32_t b = 0; b < n_blocks && st == Status::Ok; ++b) {
     BitStackBlockHeader h;
-    std::memcpy(&h, m.file + offset + at, sizeof h);
+    st = read_header(m, mapping, offset + at, &h, msg);
+    if (st != Status::Ok) break;
     const uint32_t rs = bitstack_role_slot(TensorRole(h.role));
     BitStackLayout lay{};
     if (h.magic != kBitStackBlockMagic) {

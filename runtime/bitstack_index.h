@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "ports/port.h"
 #include "runtime/format.h"
 #include "runtime/status.h"
 
@@ -41,8 +42,10 @@ struct BitStackIndex {
 // model's tensors (which must already be read) and builds the index through
 // port::alloc. A model without BitStack tensors needs no section (bytes = 0)
 // and gets no index (*out = null).
-Status bitstack_index_build(const Model& m, uint64_t offset, uint64_t bytes, bool have_section,
-                            BitStackIndex** out, Message* msg);
+// `mapping`: the port's mapping of the file, if the runtime made one (block
+// headers are then read through the port), else null.
+Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uint64_t offset, uint64_t bytes,
+                            bool have_section, BitStackIndex** out, Message* msg);
 void bitstack_index_free(BitStackIndex* index);
 
 // Largest prefix (in blocks) whose weight bytes, fixed tensors included, fit

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <new>
 
+#include "ports/port.h"
+
 namespace stk {
 
 uint64_t model_min_budget(const Model& m) {
@@ -26,17 +28,37 @@ WeightView* view_for_slot(LayerWeights* L, uint32_t role_slot) {
   }
 }
 
-void push_blocks(BlockPool* p, uint32_t to) {
+// Reads the file range between the two prefixes in one sequential read:
+// through the port when the runtime opened the file itself (pread, so the
+// bytes are charged to the arena and not to a page-cache mapping), else from
+// the in-memory image (flash, or a buffer the caller owns).
+Status push_blocks(BlockPool* p, uint32_t to, Message* msg) {
   const BitStackIndex& ix = *p->index;
   const uint32_t from = p->resident;
-  if (to <= from) return;
-  // One sequential copy of the file range between the two prefixes.
-  std::memcpy(p->base + ix.prefix[from], p->model->file + ix.blocks[from].offset, ix.prefix[to] - ix.prefix[from]);
+  if (to <= from) return Status::Ok;
+  const uint64_t offset = ix.blocks[from].offset;
+  const uint64_t bytes = ix.prefix[to] - ix.prefix[from];
+  if (p->hook.fn != nullptr) {
+    const int code = p->hook.fn(p->hook.user, offset, bytes);
+    if (code != 0) {
+      return fail(msg, Status::Io, "the read hook refused reading %llu bytes at offset %llu (code %d)",
+                  (unsigned long long)bytes, (unsigned long long)offset, code);
+    }
+  }
+  uint8_t* dst = p->base + ix.prefix[from];
+  const Model& m = *p->model;
+  if (m.mapping.handle != 0) {
+    const Status s = port::read_mapped(m.mapping, offset, dst, size_t(bytes), msg);
+    if (s != Status::Ok) return s;
+  } else {
+    std::memcpy(dst, m.file + offset, size_t(bytes));
+  }
   for (uint32_t b = from; b < to; ++b) {
     BitStackTensor& t = p->tensors[ix.blocks[b].slot];
     t.blocks[t.n_loaded++] = p->base + ix.prefix[b];
   }
   p->resident = to;
+  return Status::Ok;
 }
 
 void pop_blocks(BlockPool* p, uint32_t to) {
@@ -92,7 +114,8 @@ Status block_pool_plan(const Model& m, uint64_t max_budget, Arena* a, BlockPool*
     t.cols = w->cols;
     w->data = reinterpret_cast<const uint8_t*>(&t);
   }
-  push_blocks(p, cap);
+  const Status s = push_blocks(p, cap, msg);
+  if (s != Status::Ok) return s;
   *out = p;
   return Status::Ok;
 }
@@ -108,9 +131,10 @@ Status block_pool_set_budget(BlockPool* p, uint64_t budget, BudgetReport* r, Mes
   const uint32_t from = p->resident;
   BudgetReport out{};
   if (want > from) {
+    const Status s = push_blocks(p, want, msg);
+    if (s != Status::Ok) return s;
     out.blocks_loaded = want - from;
     out.bytes_loaded = ix.prefix[want] - ix.prefix[from];
-    push_blocks(p, want);
   } else if (want < from) {
     out.blocks_dropped = from - want;
     out.bytes_dropped = ix.prefix[from] - ix.prefix[want];

@@ -27,8 +27,17 @@ struct BudgetReport {
   uint64_t weight_bytes;  // fixed tensors + resident blocks after the change
 };
 
+// Called before each read of model bytes into the pool (one contiguous file
+// range per budget increase); a non-zero return cancels the read and the
+// budget change. The C API's stk_read_hook has the same signature.
+struct ReadHook {
+  int (*fn)(void* user, uint64_t file_offset, uint64_t bytes);
+  void* user;
+};
+
 struct BlockPool {
   const Model* model;
+  ReadHook hook;            // fn null = none
   const BitStackIndex* index;
   uint8_t* base;            // arena region: the resident prefix, in load order
   uint32_t capacity;        // longest prefix (blocks) the region holds

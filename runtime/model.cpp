@@ -191,7 +191,31 @@ FileTensor model_tensor(const Model& m, uint32_t i) {
   return t;
 }
 
-Status model_open(const uint8_t* data, size_t size, bool verify_data, Model** out, Message* msg) {
+namespace {
+
+// CRC of a section read through a file mapping, handing each checked chunk
+// back to the system: the BitStack blocks are later read into sessions with
+// pread, and pages left in the mapping would be resident memory that no
+// budget counts.
+uint32_t crc32_releasing(const port::MappedFile& f, uint64_t offset, uint64_t bytes) {
+  // Chunks end on absolute 64 KiB boundaries; model_open releases the whole
+  // region once more at the end (fault-around maps pages back in).
+  constexpr uint64_t kChunk = 64 * 1024;
+  uint32_t crc = 0;
+  for (uint64_t at = offset, end = offset + bytes; at < end;) {
+    const uint64_t next = (at / kChunk + 1) * kChunk;
+    const uint64_t n = (next < end ? next : end) - at;
+    crc = crc32(crc, f.data + at, size_t(n));
+    port::release_mapped(f, at, n);
+    at += n;
+  }
+  return crc;
+}
+
+}  // namespace
+
+Status model_open(const uint8_t* data, size_t size, bool verify_data, Model** out, Message* msg,
+                  const port::MappedFile* mapping) {
   *out = nullptr;
   if (data == nullptr) return fail(msg, Status::InvalidArgument, "model data is null");
   if (reinterpret_cast<uintptr_t>(data) % kDataAlign != 0) {
@@ -222,7 +246,11 @@ Status model_open(const uint8_t* data, size_t size, bool verify_data, Model** ou
       return fail(msg, Status::BadFormat, "section %u [%llu, +%llu) misaligned or outside the file", i,
                   (unsigned long long)r.offset, (unsigned long long)r.bytes);
     }
-    if (verify_data && crc32(0, data + r.offset, r.bytes) != r.crc) {
+    const bool release = mapping != nullptr && SectionKind(r.kind) == SectionKind::BitStackBlocks;
+    const auto section_crc = [&] {
+      return release ? crc32_releasing(*mapping, r.offset, r.bytes) : crc32(0, data + r.offset, r.bytes);
+    };
+    if (verify_data && section_crc() != r.crc) {
       return fail(msg, Status::Checksum, "section %u (kind %u) checksum mismatch (file corrupted)", i, r.kind);
     }
     SectionRecord* dst = nullptr;
@@ -270,7 +298,9 @@ Status model_open(const uint8_t* data, size_t size, bool verify_data, Model** ou
   m->tensor_table = data + tensors.offset;
 
   s = read_tensors(m, data + tensors.offset, tensors.bytes, weights, msg);
-  if (s == Status::Ok) s = bitstack_index_build(*m, bitstack.offset, bitstack.bytes, bitstack.kind != 0, &m->bitstack, msg);
+  if (s == Status::Ok) {
+    s = bitstack_index_build(*m, mapping, bitstack.offset, bitstack.bytes, bitstack.kind != 0, &m->bitstack, msg);
+  }
   if (s == Status::Ok) s = tokenizer_view(data + tokenizer.offset, tokenizer.bytes, &m->tokenizer, msg);
   if (s == Status::Ok && m->tokenizer.vocab_size != c.vocab_size) {
     s = fail(msg, Status::BadFormat, "tokenizer has %u tokens, model vocabulary is %u", m->tokenizer.vocab_size,
@@ -281,6 +311,9 @@ Status model_open(const uint8_t* data, size_t size, bool verify_data, Model** ou
     port::dealloc(m);
     return s;
   }
+  // Once more over the whole block region: faults on neighbouring pages map
+  // their surroundings back in (fault-around), chunk boundaries included.
+  if (mapping != nullptr && bitstack.kind != 0) port::release_mapped(*mapping, bitstack.offset, bitstack.bytes);
   *out = m;
   return Status::Ok;
 }

@@ -55,7 +55,10 @@ struct Model {
 // Validates `data` as a .stk file and fills a Model allocated through the
 // port. `data` must stay valid (and 64-byte aligned) while the model is open.
 // verify_data: check the CRC of every section (all bytes are read once).
-Status model_open(const uint8_t* data, size_t size, bool verify_data, Model** out, Message* msg);
+// mapping: the port's mapping `data` lives in, if the runtime mapped the file;
+// the BitStack block region is then released from it as it is checked.
+Status model_open(const uint8_t* data, size_t size, bool verify_data, Model** out, Message* msg,
+                  const port::MappedFile* mapping = nullptr);
 // Replaces the embedded tokenizer with one parsed from llama2.c tokenizer.bin bytes.
 Status model_set_tokenizer(Model* m, const uint8_t* tok_bin, size_t size, Message* msg);
 void model_close(Model* m);

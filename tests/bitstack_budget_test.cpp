@@ -17,87 +17,16 @@
 #include <vector>
 
 #include "c_api/stackrt.h"
+#include "tests/alloc_counter.h"
+#include "tests/bitstack_fixture.h"
 #include "tests/test_support.h"
 #include "tools/bitstack_pack.h"
 #include "tools/calib.h"
 #include "tools/story_ppl.h"
 
-extern "C" {
-void* __libc_malloc(size_t);
-void* __libc_calloc(size_t, size_t);
-void* __libc_realloc(void*, size_t);
-void __libc_free(void*);
-void* __libc_memalign(size_t, size_t);
-}
-
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_calls{0};
-inline void note() {
-  if (g_counting.load(std::memory_order_relaxed)) g_calls.fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace
-
-#if !defined(__SANITIZE_ADDRESS__)
-extern "C" {
-void* malloc(size_t n) {
-  note();
-  return __libc_malloc(n);
-}
-void* calloc(size_t a, size_t b) {
-  note();
-  return __libc_calloc(a, b);
-}
-void* realloc(void* p, size_t n) {
-  note();
-  return __libc_realloc(p, n);
-}
-void free(void* p) {
-  if (p != nullptr) note();
-  __libc_free(p);
-}
-void* aligned_alloc(size_t align, size_t n) {
-  note();
-  return __libc_memalign(align, n);
-}
-}
-void* operator new(size_t n) {
-  note();
-  if (void* p = __libc_malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](size_t n) { return operator new(n); }
-void operator delete(void* p) noexcept {
-  if (p != nullptr) note();
-  __libc_free(p);
-}
-void operator delete[](void* p) noexcept { operator delete(p); }
-void operator delete(void* p, size_t) noexcept { operator delete(p); }
-void operator delete[](void* p, size_t) noexcept { operator delete(p); }
-#endif
 
 namespace stk::test {
 namespace {
-
-constexpr uint32_t kIters = 6;
-
-std::vector<std::string> dev_stories() {
-  return host::split_stories(read_text(std::string(STK_SHARED_DATA_DIR) + "/tinystories_valid_dev.txt"));
-}
-
-// stories260K as BitStack, calibrated on the first 24 dev stories; packed once per process.
-const ModelImage& bitstack_image() {
-  static ModelImage img = [] {
-    host::HostModel hm = host::import_llama2c(data_path("stories260K.bin"));
-    auto tok = host::tokenizer_section_from_llama2c(host::read_file(data_path("tok512.bin")), hm.config.vocab_size,
-                                                    "tok512.bin");
-    host::BitStackPackOptions o;
-    o.iters = kIters;
-    o.calib = host::story_range(dev_stories(), 0, 24);  // 24 keeps the per-process pack short
-    return to_image(host::serialize_stk(host::pack_bitstack(hm, tok, o)));
-  }();
-  return img;
-}
 
 struct Opened {
   stk_model* model = nullptr;
@@ -272,8 +201,7 @@ std::vector<int32_t> generate_with_budget_changes(stk_model* model, const stk_bu
   int32_t token = 1;  // BOS
   const uint64_t budgets[] = {info.full_budget_bytes, info.min_budget_bytes, (info.min_budget_bytes + info.full_budget_bytes) / 2,
                               info.min_budget_bytes + 7777, info.full_budget_bytes};
-  g_calls = 0;
-  g_counting = true;
+  CountedWindow window;
   for (uint32_t i = 0; i < 100; ++i) {
     if (i % 10 == 0) {
       stk_budget_report r = STK_BUDGET_REPORT_INIT;
@@ -283,8 +211,7 @@ std::vector<int32_t> generate_with_budget_changes(stk_model* model, const stk_bu
     if (stk_session_sample(s.s, &token, &m) != STK_OK) break;
     out.push_back(token);
   }
-  g_counting = false;
-  *allocations = g_calls.load();
+  *allocations = window.stop();
   return out;
 }
 

@@ -10,75 +10,12 @@
 #include <cstdlib>
 #include <new>
 
+#include "tests/alloc_counter.h"
 #include "tests/test_support.h"
 
-extern "C" {
-void* __libc_malloc(size_t);
-void* __libc_calloc(size_t, size_t);
-void* __libc_realloc(void*, size_t);
-void __libc_free(void*);
-void* __libc_memalign(size_t, size_t);
-}
-
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_calls{0};
-inline void note() {
-  if (g_counting.load(std::memory_order_relaxed)) g_calls.fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace
-
-#if !defined(__SANITIZE_ADDRESS__)
-extern "C" {
-void* malloc(size_t n) {
-  note();
-  return __libc_malloc(n);
-}
-void* calloc(size_t a, size_t b) {
-  note();
-  return __libc_calloc(a, b);
-}
-void* realloc(void* p, size_t n) {
-  note();
-  return __libc_realloc(p, n);
-}
-void free(void* p) {
-  if (p != nullptr) note();
-  __libc_free(p);
-}
-void* aligned_alloc(size_t align, size_t n) {
-  note();
-  return __libc_memalign(align, n);
-}
-}
-void* operator new(size_t n) {
-  note();
-  if (void* p = __libc_malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](size_t n) { return operator new(n); }
-void operator delete(void* p) noexcept {
-  if (p != nullptr) note();
-  __libc_free(p);
-}
-void operator delete[](void* p) noexcept { operator delete(p); }
-void operator delete(void* p, size_t) noexcept { operator delete(p); }
-void operator delete[](void* p, size_t) noexcept { operator delete(p); }
-#endif
 
 namespace stk::test {
 namespace {
-
-struct CountedWindow {
-  CountedWindow() {
-    g_calls = 0;
-    g_counting = true;
-  }
-  long stop() {
-    g_counting = false;
-    return g_calls.load();
-  }
-};
 
 // The interposition itself must work, or a zero below would prove nothing.
 TEST(NoHeap, CounterSeesAllocations) {

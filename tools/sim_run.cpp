@@ -17,17 +17,52 @@ void check_sim(Status s, const char* text) {
   if (s != Status::Ok) throw std::runtime_error(std::string("simulated device: ") + text);
 }
 
-// Applies one budget on the session and the device; returns the transfer.
-sim::Transfer apply_budget(stk_session* session, sim::Device* dev, uint64_t budget, stk_budget_report* r) {
-  stk_message m{};
-  *r = STK_BUDGET_REPORT_INIT;
-  check(stk_session_set_budget(session, budget, r, &m), m);
+// The simulated device as the session's read hook sees it: every block read
+// the runtime makes is booked here, and refused if it would overflow the
+// device's RAM limit, so the simulation counts the runtime's actual reads
+// rather than what it reports.
+struct DevicePort {
+  sim::Device* device;
+  sim::Transfer last{0, 0, 0};  // reads booked since the last take()
+  std::string error;
+  sim::Transfer take() {
+    const sim::Transfer t = last;
+    last = sim::Transfer{0, 0, 0};
+    return t;
+  }
+};
+
+int device_read_hook(void* user, uint64_t /*file_offset*/, uint64_t bytes) {
+  DevicePort* port = static_cast<DevicePort*>(user);
+  char buf[256];
+  Message msg{buf, sizeof buf};
+  sim::Transfer t{0, 0, 0};
+  if (sim::device_read(port->device, bytes, &t, &msg) != Status::Ok) {
+    port->error = buf;
+    return 1;
+  }
+  port->last = sim::Transfer{port->last.bytes + t.bytes, port->last.reads + t.reads, port->last.ns + t.ns};
+  return 0;
+}
+
+// Applies one budget: the device's limit first (the OS takes or grants the
+// memory), then the session, whose reads go through the hook.
+sim::Transfer apply_budget(stk_session* session, DevicePort* port, uint64_t budget, stk_budget_report* r) {
+  sim::Device* dev = port->device;
   char buf[256];
   Message msg{buf, sizeof buf};
   sim::device_set_limit(dev, budget);
-  sim::Transfer t{0, 0, 0};
+  stk_message m{};
+  *r = STK_BUDGET_REPORT_INIT;
+  if (stk_session_set_budget(session, budget, r, &m) != STK_OK) {
+    throw std::runtime_error(port->error.empty() ? std::string(m.text) : "simulated device: " + port->error);
+  }
+  const sim::Transfer t = port->take();
+  if (t.bytes != r->bytes_loaded) {
+    throw std::runtime_error("the runtime read " + std::to_string(t.bytes) + " bytes but reports loading " +
+                             std::to_string(r->bytes_loaded));
+  }
   if (r->bytes_dropped != 0) check_sim(sim::device_drop(dev, r->bytes_dropped, &msg), buf);
-  if (r->bytes_loaded != 0) check_sim(sim::device_read(dev, r->bytes_loaded, &t, &msg), buf);
   check_sim(sim::device_check(dev, &msg), buf);
   if (dev->resident != r->weight_bytes) {
     throw std::runtime_error("simulated device holds " + std::to_string(dev->resident) +
@@ -105,6 +140,13 @@ SimResult run_sim(stk_model* model, stk_session* session, const std::vector<std:
     check_sim(sim::device_read(&res.device, rep.weight_bytes - fixed, &b, &msg), buf);
     res.cold_start = sim::Transfer{a.bytes + b.bytes, a.reads + b.reads, a.ns + b.ns};
   }
+  // From here on every block read of the session is booked by the hook.
+  DevicePort port{&res.device, sim::Transfer{0, 0, 0}, std::string()};
+  check(stk_session_set_read_hook(session, device_read_hook, &port, &m), m);
+  struct Unhook {
+    stk_session* s;
+    ~Unhook() { stk_session_set_read_hook(s, nullptr, nullptr, nullptr); }
+  } unhook{session};
   uint64_t budget = sch.changes[0].budget;
   size_t next_change = 1;
 
@@ -150,7 +192,7 @@ SimResult run_sim(stk_model* model, stk_session* session, const std::vector<std:
           if (next_change < sch.changes.size() && sch.changes[next_change].step == step) {
             close_row();
             budget = sch.changes[next_change++].budget;
-            const sim::Transfer t = apply_budget(session, &res.device, budget, &rep);
+            const sim::Transfer t = apply_budget(session, &port, budget, &rep);
             ++res.changes;
             row = SimRow{};
             row.bytes_loaded = rep.bytes_loaded;

@@ -42,6 +42,13 @@ void unmap_file(MappedFile* file) {
   file->handle = 0;
 }
 
+// Never reached: without map_file there is no mapped file to read from (models
+// in memory are copied from their image by the runtime itself).
+Status read_mapped(const MappedFile&, uint64_t, void*, size_t, Message* msg) {
+  return fail(msg, Status::Unsupported, "no file system on this port");
+}
+void release_mapped(const MappedFile&, uint64_t, uint64_t) {}
+
 // ---- Static pool --------------------------------------------------------------
 // A stack of blocks, each preceded by a header holding its size and a "free"
 // mark. dealloc marks a block free and pops every free block from the top, so

@@ -38,11 +38,13 @@ Status map_file(const char* path, MappedFile* out, Message* msg) {
   size_t size = static_cast<size_t>(st.st_size);
   void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   int e = errno;
-  close(fd);  // the mapping keeps the file alive
-  if (p == MAP_FAILED) return fail(msg, Status::Io, "cannot map %s: %s", path, strerror(e));
+  if (p == MAP_FAILED) {
+    close(fd);
+    return fail(msg, Status::Io, "cannot map %s: %s", path, strerror(e));
+  }
   out->data = static_cast<const uint8_t*>(p);
   out->size = size;
-  out->handle = 1;
+  out->handle = uintptr_t(fd) + 1;  // the descriptor stays open for read_mapped
   return Status::Ok;
 }
 
@@ -50,9 +52,36 @@ void unmap_file(MappedFile* file) {
   if (file->handle != 0 && file->data != nullptr) {
     munmap(const_cast<uint8_t*>(file->data), file->size);
   }
+  if (file->handle != 0) close(int(file->handle - 1));
   file->data = nullptr;
   file->size = 0;
   file->handle = 0;
+}
+
+Status read_mapped(const MappedFile& file, uint64_t offset, void* dst, size_t bytes, Message* msg) {
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  while (bytes > 0) {
+    const size_t chunk = bytes < (size_t(1) << 30) ? bytes : (size_t(1) << 30);
+    const ssize_t got = pread(int(file.handle - 1), out, chunk, off_t(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      return fail(msg, Status::Io, "cannot read %zu model bytes at offset %llu: %s", bytes, (unsigned long long)offset,
+                  got < 0 ? strerror(errno) : "file shrank");
+    }
+    out += got;
+    offset += uint64_t(got);
+    bytes -= size_t(got);
+  }
+  return Status::Ok;
+}
+
+void release_mapped(const MappedFile& file, uint64_t offset, uint64_t bytes) {
+  const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE));
+  const uint64_t first = (offset + page - 1) / page * page;
+  const uint64_t end = offset + bytes < file.size ? offset + bytes : file.size;
+  const uint64_t last = end / page * page;
+  if (last <= first) return;
+  madvise(const_cast<uint8_t*>(file.data) + first, size_t(last - first), MADV_DONTNEED);
 }
 
 void* alloc(size_t bytes) { return malloc(bytes); }
