@@ -1,9 +1,9 @@
 // The simulation layer of `stk sim`: a device with a RAM limit for weights and
 // a storage chip that weights are read from, with a modeled transfer time.
 //
-// The runtime reads BitStack blocks with one sequential copy per budget change
-// (runtime/block_pool.cpp); the simulator books each copy here as a read of
-// that many bytes, splits it into requests of at most max_read_bytes, and
+// The runtime reads BitStack blocks with one sequential read per budget change
+// (runtime/block_pool.cpp); `stk sim` sees each through the session's read
+// hook and books it here as a read of that many bytes, splits it into requests of at most max_read_bytes, and
 // charges
 //     ns = reads * latency_ns + floor(bytes * 1e9 / read_bytes_per_s)
 // Dropping blocks costs no I/O. Every read is checked against the RAM limit,
