@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bench/bandwidth.h"
+#include "bench/busy_neighbour.h"
 #include "bench/synth_model.h"
 #include "bench/synth_sparse.h"
 #include "c_api/stackrt.h"
@@ -44,6 +45,7 @@ int run_bench(const Args& a) {
   const uint32_t decode = uint32_t(a.integer("--decode", 32, 1, 4096));
   const bool big_f32 = a.has("--big-f32");
   const bool json = a.has("--json");
+  const bool contend = a.has("--contend");
   const double bw_bytes = double(a.integer("--bw-mib", 1024, 64, 65536)) * 1048576.0;
 
   std::vector<double> bandwidth(17, 0.0);
@@ -51,8 +53,10 @@ int run_bench(const Args& a) {
     bandwidth[t] = bench::measure_read_bandwidth(size_t(bw_bytes), t);
     std::fprintf(stderr, "memory read bandwidth, %u thread%s: %.2f GB/s\n", t, t == 1 ? "" : "s", bandwidth[t] / 1e9);
   }
-  std::printf("%-12s %-6s %3s %7s %12s %10s %11s %9s %9s\n", "shape", "format", "thr", "bpw", "bytes/token",
+  std::printf("%-12s %-6s %3s %7s %12s %10s %11s %9s %9s", "shape", "format", "thr", "bpw", "bytes/token",
               "decode t/s", "prefill t/s", "GB/s", "roofline");
+  if (contend) std::printf(" %12s %8s", "busy-core t/s", "kept");
+  std::printf("\n");
   std::string json_rows;
   for (const std::string& shape_name : shapes) {
     const bench::ShapeSpec shape = bench::shape_by_name(shape_name);
@@ -93,29 +97,40 @@ int run_bench(const Args& a) {
           host::check(stk_session_eval(ms.get(), toks.data(), prompt, nullptr, &m), m);
           prefill_s = std::min(prefill_s, seconds_since(t0));
         }
-        stk_session_reset(ms.get());
-        host::check(stk_session_eval(ms.get(), toks.data(), 1, nullptr, &m), m);
-        const auto t0 = std::chrono::steady_clock::now();
-        for (uint32_t i = 0; i < decode; ++i) {
-          const int32_t tok = toks[(i + 1) % prompt];
-          host::check(stk_session_eval(ms.get(), &tok, 1, nullptr, &m), m);
+        const auto time_decode = [&] {
+          stk_session_reset(ms.get());
+          host::check(stk_session_eval(ms.get(), toks.data(), 1, nullptr, &m), m);
+          const auto t0 = std::chrono::steady_clock::now();
+          for (uint32_t i = 0; i < decode; ++i) {
+            const int32_t tok = toks[(i + 1) % prompt];
+            host::check(stk_session_eval(ms.get(), &tok, 1, nullptr, &m), m);
+          }
+          return decode / seconds_since(t0);
+        };
+        const double decode_tps = time_decode();
+        double contended_tps = 0;
+        if (contend) {
+          bench::BusyNeighbour neighbour;  // bench/busy_neighbour.h
+          contended_tps = time_decode();
         }
-        const double decode_tps = decode / seconds_since(t0);
         const double prefill_tps = prompt / prefill_s;
         const double gbs = double(per_token) * decode_tps;
         const double roof = gbs / bandwidth[t];
         const double bpw = matrix_bits / matrix_weights;
-        std::printf("%-12s %-6s %3u %7.3f %12llu %10.2f %11.1f %9.2f %8.1f%%\n", shape.name.c_str(),
-                    label.c_str(), t, bpw, (unsigned long long)per_token, decode_tps, prefill_tps, gbs / 1e9,
-                    roof * 100);
+        std::printf("%-12s %-6s %3u %7.3f %12llu %10.2f %11.1f %9.2f %8.1f%%", shape.name.c_str(), label.c_str(), t,
+                    bpw, (unsigned long long)per_token, decode_tps, prefill_tps, gbs / 1e9, roof * 100);
+        if (contend) std::printf(" %12.2f %7.1f%%", contended_tps, 100.0 * contended_tps / decode_tps);
+        std::printf("\n");
         std::fflush(stdout);
         char row[512];
         std::snprintf(row, sizeof row,
                       "%s{\"shape\": \"%s\", \"format\": \"%s\", \"threads\": %u, \"linear_bpw\": %.4f, "
                       "\"weight_bytes_per_token\": %llu, \"decode_tok_s\": %.3f, \"prefill_tok_s\": %.2f, "
-                      "\"decode_bytes_s\": %.0f, \"bandwidth_bytes_s\": %.0f, \"roofline_pct\": %.2f}",
+                      "\"decode_bytes_s\": %.0f, \"bandwidth_bytes_s\": %.0f, \"roofline_pct\": %.2f, "
+                      "\"decode_tok_s_busy_core\": %.3f}",
                       json_rows.empty() ? "" : ", ", shape.name.c_str(), label.c_str(), t, bpw,
-                      (unsigned long long)per_token, decode_tps, prefill_tps, gbs, bandwidth[t], roof * 100);
+                      (unsigned long long)per_token, decode_tps, prefill_tps, gbs, bandwidth[t], roof * 100,
+                      contended_tps);
         json_rows += row;
       }
     }
@@ -140,6 +155,7 @@ const Command kBenchCommand = {
         {"--big-f32", nullptr, "also run tinyllama in f32 (4.4 GB)"},
         {"--bw-mib", "MIB", "buffer for the bandwidth measurement (default 1024)"},
         {"--json", nullptr, "also print one JSON object as the last stdout line"},
+        {"--contend", nullptr, "also time decode while another process spins on a core (busy-core t/s, kept = ratio)"},
     },
     run_bench,
 };
