@@ -1,5 +1,5 @@
-// stories260K packed as BitStack once per test process, shared by the
-// BitStack test binaries.
+// stories260K packed as BitStack, shared by the BitStack test binaries (and
+// their processes, through cached_pack).
 #pragma once
 #include <string>
 #include <vector>
@@ -19,15 +19,15 @@ inline std::vector<std::string> dev_stories() {
 
 // stories260K as BitStack, calibrated on the first 24 dev stories.
 inline const ModelImage& bitstack_image() {
-  static ModelImage img = [] {
+  static ModelImage img = to_image(cached_pack("stories260K-bitstack", [] {
     host::HostModel hm = host::import_llama2c(data_path("stories260K.bin"));
     auto tok = host::tokenizer_section_from_llama2c(host::read_file(data_path("tok512.bin")), hm.config.vocab_size,
                                                     "tok512.bin");
     host::BitStackPackOptions o;
     o.iters = kIters;
-    o.calib = host::story_range(dev_stories(), 0, 24);  // 24 keeps the per-process pack short
-    return to_image(host::serialize_stk(host::pack_bitstack(hm, tok, o)));
-  }();
+    o.calib = host::story_range(dev_stories(), 0, 24);  // 24 keeps the pack short
+    return host::serialize_stk(host::pack_bitstack(hm, tok, o));
+  }));
   return img;
 }
 

@@ -3,9 +3,15 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -48,6 +54,34 @@ inline std::vector<uint8_t> pack_file(const std::string& checkpoint, WeightForma
   auto tok = host::tokenizer_section_from_llama2c(host::read_file(data_path("tok512.bin")), hm.config.vocab_size,
                                                   "tok512.bin");
   return host::serialize_stk(host::pack_uniform(hm, tok, format));
+}
+
+// A packed model shared by the processes of one test binary: ctest runs each
+// test in its own process, and packs with calibration take seconds on the
+// host and minutes under qemu. The file is keyed by the test binary's size
+// and modification time, so a rebuild (new packer code) never reads a stale
+// pack; it is written to a temporary name and renamed, so parallel tests
+// see either nothing or a whole file.
+inline std::vector<uint8_t> cached_pack(const std::string& key, const std::function<std::vector<uint8_t>()>& build) {
+  struct stat exe {};
+  if (stat("/proc/self/exe", &exe) != 0) return build();
+  const std::string dir = STK_TEST_CACHE_DIR;
+  mkdir(dir.c_str(), 0755);
+  const std::string path = dir + "/" + key + "-" + std::to_string((long long)exe.st_size) + "-" +
+                           std::to_string((long long)exe.st_mtim.tv_sec) + "." +
+                           std::to_string((long long)exe.st_mtim.tv_nsec) + ".stk";
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (in) return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::vector<uint8_t> bytes = build();
+  const std::string tmp = path + "." + std::to_string((long long)getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  }
+  std::rename(tmp.c_str(), path.c_str());
+  return bytes;
 }
 
 // The bundled model packed once per format and kept for the whole test run.
