@@ -28,6 +28,10 @@ enum class WeightFormat : uint16_t {
   Q3 = 5,       // reserved
   Q2 = 6,       // reserved
   T2 = 7,       // reserved: ternary
+  Q4K = 8,      // Q4 codes in blocks of 16, 8-bit log-scale d and 8-bit zero per group (runtime/lowbit.h)
+  Q3K = 9,      // likewise with 3-bit codes
+  Q2K = 10,     // likewise with 2-bit codes
+  T2K = 11,     // ternary codes in blocks of 16, 8-bit log-scale d per group
   Sparse = 16,  // reserved: N:M sparse, value format in params
   BitStack = 32 // reserved: residual sign blocks
 };

@@ -26,10 +26,36 @@ struct MatmulJob {
   Activations act;
   uint32_t rows_per_chunk;
   uint32_t chunk_start[4];  // first chunk of each op, then the total
+  // SwiGLU: ops[0] (gate, w1) and ops[1] (up, w3) have the same rows and a
+  // chunk computes both for its rows, then gate = silu(gate) * up there, so
+  // the element-wise step runs in parallel with no extra job.
+  bool swiglu;
 };
+
+// Rows [r0, r1) of the gate and up products, then SiLU(gate) * up on them.
+void swiglu_rows(const MatmulJob& j, uint32_t r0, uint32_t r1) {
+  const MatmulOp& g = j.ops[0];
+  const MatmulOp& u = j.ops[1];
+  g.fn(*g.w, j.act, g.y, g.ldy, r0, r1);
+  u.fn(*u.w, j.act, u.y, u.ldy, r0, r1);
+  for (uint32_t t = 0; t < j.act.n; ++t) {
+    float* gt = g.y + size_t(t) * g.ldy;
+    const float* ut = u.y + size_t(t) * u.ldy;
+    for (uint32_t r = r0; r < r1; ++r) {
+      float v = gt[r];
+      v *= (1.0f / (1.0f + expf(-v)));  // SiLU
+      gt[r] = v * ut[r];
+    }
+  }
+}
 
 void matmul_chunk(void* ctx, uint32_t chunk, uint32_t /*worker*/) {
   const MatmulJob& j = *static_cast<const MatmulJob*>(ctx);
+  if (j.swiglu) {
+    const uint32_t r0 = chunk * j.rows_per_chunk, rows = j.ops[0].w->rows;
+    swiglu_rows(j, r0, r0 + j.rows_per_chunk < rows ? r0 + j.rows_per_chunk : rows);
+    return;
+  }
   uint32_t k = 0;
   while (chunk >= j.chunk_start[k + 1]) ++k;
   const MatmulOp& op = j.ops[k];
@@ -41,11 +67,20 @@ void matmul_chunk(void* ctx, uint32_t chunk, uint32_t /*worker*/) {
 // Work below this many multiply-adds runs on the calling thread: waking a
 // worker costs more than it saves.
 constexpr uint64_t kParallelMinMacs = 32 * 1024;
+// Chunks per thread of a parallel product: more even out threads that run at
+// different speeds (or lose their core for a while), each costs a claim and
+// the kernel's per-call setup.
+constexpr uint32_t kChunksPerThread = 8;
 
 // Symmetric int8 copy of the activations, groups of 32 along the row, for
 // kernels that multiply in integers. Made once per product, shared by all ops.
+// It runs on the calling thread, so it is written for the compiler to
+// vectorize: rounding to nearest even by adding and subtracting 1.5 * 2^23
+// (exactly lrintf for |v| <= 2^22; here |v| <= 127 and a bit), and the max
+// as a shallow tree.
 void quantize_activations(Session* s, Activations* a, uint32_t cols) {
   const uint32_t groups = (cols + 31) / 32;
+  const float kRound = 12582912.0f;
   a->q8 = s->act_q8;
   a->q8_scales = s->act_q8_scales;
   a->ldq = s->act_q8_ld;
@@ -56,10 +91,19 @@ void quantize_activations(Session* s, Activations* a, uint32_t cols) {
     for (uint32_t g = 0; g < groups; ++g) {
       const uint32_t c0 = g * 32, c1 = c0 + 32 < cols ? c0 + 32 : cols;
       float amax = 0.0f;
-      for (uint32_t c = c0; c < c1; ++c) amax = fabsf(x[c]) > amax ? fabsf(x[c]) : amax;
+      if (c1 - c0 == 32) {
+        const float* p = x + c0;
+        for (uint32_t i = 0; i < 8; ++i) {
+          const float v0 = fabsf(p[i]), v1 = fabsf(p[i + 8]), v2 = fabsf(p[i + 16]), v3 = fabsf(p[i + 24]);
+          const float m01 = v0 > v1 ? v0 : v1, m23 = v2 > v3 ? v2 : v3, m = m01 > m23 ? m01 : m23;
+          amax = m > amax ? m : amax;
+        }
+      } else {
+        for (uint32_t c = c0; c < c1; ++c) amax = fabsf(x[c]) > amax ? fabsf(x[c]) : amax;
+      }
       const float scale = amax / 127.0f;
       const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
-      for (uint32_t c = c0; c < c1; ++c) q[c] = int8_t(lrintf(x[c] * inv));
+      for (uint32_t c = c0; c < c1; ++c) q[c] = int8_t(int32_t((x[c] * inv + kRound) - kRound));
       for (uint32_t c = c1; c < c0 + 32 && c < s->act_q8_ld; ++c) q[c] = 0;  // zero the padding of a short group
       sc[g] = scale;
     }
@@ -81,16 +125,26 @@ void run_matmuls(Session* s, uint32_t layer, MatmulJob* j) {
   }
   if (want_q8) quantize_activations(s, &j->act, cols);
   if (s->pool.n_threads == 1 || macs < kParallelMinMacs) {
+    if (j->swiglu) {
+      swiglu_rows(*j, 0, j->ops[0].w->rows);
+      return;
+    }
     for (uint32_t k = 0; k < j->n_ops; ++k) {
       const MatmulOp& op = j->ops[k];
       op.fn(*op.w, j->act, op.y, op.ldy, 0, op.w->rows);
     }
     return;
   }
-  // About four chunks per thread over all ops, in multiples of 16 rows.
-  uint32_t per = total_rows / (4 * s->pool.n_threads);
+  // About kChunksPerThread chunks per thread over all ops, in multiples of 16
+  // rows (a SwiGLU chunk does its rows of both products).
+  const uint32_t units = j->swiglu ? j->ops[0].w->rows : total_rows;
+  uint32_t per = units / (kChunksPerThread * s->pool.n_threads);
   per = per < 16 ? 16 : (per + 15) / 16 * 16;
   j->rows_per_chunk = per;
+  if (j->swiglu) {  // chunks over the gate's rows, each doing both products
+    thread_pool_run(&s->pool, matmul_chunk, j, (j->ops[0].w->rows + per - 1) / per);
+    return;
+  }
   j->chunk_start[0] = 0;
   for (uint32_t k = 0; k < j->n_ops; ++k) {
     j->chunk_start[k + 1] = j->chunk_start[k] + (j->ops[k].w->rows + per - 1) / per;
@@ -233,12 +287,8 @@ void forward_batch(Session* s, const int32_t* tokens, uint32_t n, float* logits_
     up.ops[1] = {&L.w3, TensorRole::W3, s->hb2, hidden, nullptr};
     up.n_ops = 2;
     up.act = Activations{s->xb, dim, n, nullptr, nullptr, 0};
+    up.swiglu = true;  // hb = silu(hb) * hb2, row by row inside the job
     run_matmuls(s, l, &up);
-    for (size_t i = 0; i < size_t(n) * hidden; ++i) {
-      float v = s->hb[i];
-      v *= (1.0f / (1.0f + expf(-v)));  // SiLU
-      s->hb[i] = v * s->hb2[i];
-    }
     matmul(s, l, TensorRole::W2, L.w2, s->hb, hidden, n, s->xb, dim);
     for (size_t i = 0; i < size_t(n) * dim; ++i) s->x[i] += s->xb[i];
   }

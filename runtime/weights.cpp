@@ -36,6 +36,15 @@ bool weight_format_bytes(WeightFormat format, uint32_t rows, uint32_t cols, cons
       *out = L.total_bytes;
       return true;
     }
+    case WeightFormat::Q4K:
+    case WeightFormat::Q3K:
+    case WeightFormat::Q2K:
+    case WeightFormat::T2K: {
+      LowbitKLayout L;
+      if (!lowbitk_layout(format, rows, cols, params, &L)) return false;
+      *out = L.total_bytes;
+      return true;
+    }
     case WeightFormat::Sparse: {  // N:M sparse (runtime/sparse.h)
       SparseLayout L;
       if (!sparse_layout(rows, cols, params, &L)) return false;
@@ -63,6 +72,10 @@ const char* weight_format_name(WeightFormat format) {
     case WeightFormat::Q3: return "q3";
     case WeightFormat::Q2: return "q2";
     case WeightFormat::T2: return "t2";
+    case WeightFormat::Q4K: return "q4k";
+    case WeightFormat::Q3K: return "q3k";
+    case WeightFormat::Q2K: return "q2k";
+    case WeightFormat::T2K: return "t2k";
     case WeightFormat::Sparse: return "sparse";
     case WeightFormat::BitStack: return "bitstack";
     case WeightFormat::Invalid: break;
@@ -90,6 +103,12 @@ void weight_dequantize_row(const WeightView& w, uint32_t row, float* out) {
     case WeightFormat::Q2:
     case WeightFormat::T2:
       lowbit_dequantize_row(w, row, out);
+      return;
+    case WeightFormat::Q4K:
+    case WeightFormat::Q3K:
+    case WeightFormat::Q2K:
+    case WeightFormat::T2K:
+      lowbitk_dequantize_row(w, row, out);
       return;
     case WeightFormat::Sparse:
       sparse_dequantize_row(w, row, out);

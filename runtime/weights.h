@@ -29,6 +29,8 @@ void weight_dequantize_row(const WeightView& w, uint32_t row, float* out);
 
 // Low-bit formats (runtime/lowbit.h); w.format must be Q4, Q3, Q2 or T2.
 void lowbit_dequantize_row(const WeightView& w, uint32_t row, float* out);
+// Q4K, Q3K, Q2K, T2K (runtime/lowbit.h).
+void lowbitk_dequantize_row(const WeightView& w, uint32_t row, float* out);
 
 // Q8 helpers shared by the encoder, decoder and kernels.
 inline uint32_t q8_groups_per_row(uint32_t cols) { return (cols + kQ8Group - 1) / kQ8Group; }

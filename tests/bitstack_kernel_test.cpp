@@ -174,6 +174,9 @@ TEST(BitStackKernel, MatchesDenseReconstructionOnRaggedShapes) {
     if (__builtin_cpu_supports("avx512vnni")) sets.push_back({"vnni", matmul_bitstack_vnni, 2e-2});
   }
 #endif
+#if defined(__ARM_NEON)
+  sets.push_back({"neon-f32", matmul_bitstack_neon, 1e-5});  // also filed as the neon table's entry below
+#endif
   for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Neon}) {  // whatever each table files for BitStack
     if (const KernelSet* k = kernels_for(isa)) sets.push_back({k->name, k->get(WeightFormat::BitStack), 2e-2});
   }

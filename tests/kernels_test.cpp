@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "runtime/half.h"
+#include "runtime/kernels/kernels.h"
 #include "runtime/kernels/matmul.h"
 #include "runtime/weights.h"
 #include "tools/quantize.h"
@@ -56,9 +57,11 @@ struct Shape {
   uint32_t rows, cols;
 };
 // Ragged on purpose: 1-wide, tails that are not a multiple of any vector
-// width or group (172 = 5*32 + 12), 1000 = 31*32 + 8, and 257 rows.
+// width or group (172 = 5*32 + 12), 1000 = 31*32 + 8, 257 rows, and rows
+// wider than the 8192-column stripes of the AVX-512 VNNI Q8 kernel
+// (16500 = 2*8192 + 116).
 const Shape kShapes[] = {{1, 1},   {1, 200},  {200, 1}, {7, 172}, {172, 64},
-                         {64, 172}, {33, 95}, {257, 31}, {5, 1000}};
+                         {64, 172}, {33, 95}, {257, 31}, {5, 1000}, {3, 16500}};
 const uint32_t kBatches[] = {1, 3, 17};
 
 // An encoded random tensor and its float decoding (what the kernels should
@@ -317,6 +320,79 @@ TEST(Kernels, UnknownFormatCodesHaveNoKernel) {
   EXPECT_EQ(ref.fn[uint32_t(WeightFormat::Invalid)], nullptr);
   EXPECT_EQ(ref.get(WeightFormat(stk::kFormatSlots)), nullptr);
   EXPECT_EQ(ref.get(WeightFormat(0xFFFF)), nullptr);
+}
+
+// Q8 multiplies the int8 activations in every kernel set, so the SIMD
+// kernels compute the scalar kernel's integer sums and differ only in float
+// rounding: a tolerance relative to sum |w * xq| (far tighter than the
+// generic bound above, which cannot see a lost stripe of a wide row). Rows
+// wider than the 8192-column stripes of the VNNI kernel, a short last group,
+// every row split and each token alone give the same bits.
+TEST(Kernels, Q8SimdMatchesScalarTightlyOnWideRows) {
+  const KernelSet& ref = stk::kernel_table_scalar();
+  ASSERT_TRUE(ref.wants_q8_activations[uint32_t(WeightFormat::Q8)]);
+  std::mt19937 rng(77);
+  const Shape shapes[] = {{3, 16500}, {2, 8200}, {5, 300}, {4, 8192}};
+  int sets = 0;
+  for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Neon}) {
+    const KernelSet* k = stk::kernels_for(isa);
+    if (k == nullptr || !k->wants_q8_activations[uint32_t(WeightFormat::Q8)]) continue;
+    ++sets;
+    const stk::MatmulFn fn = k->get(WeightFormat::Q8);
+    for (const Shape& s : shapes) {
+      Tensor w;
+      ASSERT_TRUE(encode(WeightFormat::Q8, s.rows, s.cols, rng, &w));
+      for (uint32_t n : {1u, 5u}) {
+        SCOPED_TRACE(std::string(k->name) + " " + std::to_string(s.rows) + "x" + std::to_string(s.cols) + " n=" +
+                     std::to_string(n));
+        Input in(n, s.cols, rng);
+        const size_t ldy = s.rows + 1;
+        std::unique_ptr<Buffer<float>> want(run(ref.get(WeightFormat::Q8), w, in, ldy, 0, s.rows));
+        std::unique_ptr<Buffer<float>> got(run(fn, w, in, ldy, 0, s.rows));
+        std::unique_ptr<Buffer<float>> split(run(fn, w, in, ldy, s.rows / 2, s.rows));
+        fn(w.view(), in.act(), split->data(), ldy, 0, s.rows / 2);
+        const uint32_t groups = (s.cols + 31) / 32;
+        for (uint32_t t = 0; t < n; ++t) {
+          const Activations one{in.x.data() + t * in.ldx, in.ldx, 1, in.q8.data() + t * in.ldq,
+                                in.q8_scales.data() + size_t(t) * groups, in.ldq};
+          std::vector<float> alone(ldy, kSentinel);
+          fn(w.view(), one, alone.data(), ldy, 0, s.rows);
+          for (uint32_t r = 0; r < s.rows; ++r) {
+            double mag = 0.0;
+            for (uint32_t c = 0; c < s.cols; ++c) {
+              mag += std::fabs(double(w.dequant[size_t(r) * s.cols + c]) * in.q8[t * in.ldq + c] *
+                               in.q8_scales[size_t(t) * groups + c / 32]);
+            }
+            const float g = (*got)[t * ldy + r];
+            ASSERT_NEAR(g, (*want)[t * ldy + r], 1e-5 * mag + 1e-6) << "t " << t << " r " << r;
+            ASSERT_EQ(std::memcmp(&g, &(*split)[t * ldy + r], sizeof g), 0) << "row split, t " << t << " r " << r;
+            ASSERT_EQ(std::memcmp(&g, &alone[r], sizeof g), 0) << "token alone, t " << t << " r " << r;
+          }
+        }
+      }
+    }
+  }
+  if (sets == 0) GTEST_SKIP() << "no SIMD kernel set multiplies Q8 in int8 on this build or CPU";
+}
+
+// The float-activation Q8 product (kept to measure what the int8 activations
+// cost) against the double reference, with no int8 slack.
+TEST(Kernels, Q8FloatActivationReferenceIsExactUpToRounding) {
+  std::mt19937 rng(78);
+  for (const Shape& s : kShapes) {
+    Tensor w;
+    ASSERT_TRUE(encode(WeightFormat::Q8, s.rows, s.cols, rng, &w));
+    Input in(3, s.cols, rng);
+    const size_t ldy = s.rows;
+    std::unique_ptr<Buffer<float>> y(run(stk::matmul_q8_f32act_scalar, w, in, ldy, 0, s.rows));
+    for (uint32_t t = 0; t < in.n; ++t) {
+      for (uint32_t r = 0; r < s.rows; ++r) {
+        double exact = 0.0;
+        for (uint32_t c = 0; c < s.cols; ++c) exact += double(w.dequant[size_t(r) * s.cols + c]) * in.xv(t, c);
+        ASSERT_NEAR((*y)[t * ldy + r], exact, float_error_scale(w, in, t, r)) << s.rows << "x" << s.cols;
+      }
+    }
+  }
 }
 
 // ---- Q8 encoding ------------------------------------------------------------------

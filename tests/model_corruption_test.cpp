@@ -1103,4 +1103,40 @@ TEST(ModelCorruptionStories, DataFlipsPerSection) {
   }
 }
 
+// Q4K/Q3K/Q2K/T2K keep their tensor scale D and log step in params
+// (docs/format.md §8.3): a D that is not a finite positive float, a step or
+// group outside the allowed set, or a nonzero params[3] is unsupported; a
+// byte count that does not match is a bad format.
+TEST(ModelCorruption, QuantizedScaleParamsAreChecked) {
+  for (WeightFormat f : {WeightFormat::Q4K, WeightFormat::Q3K, WeightFormat::Q2K, WeightFormat::T2K}) {
+    SCOPED_TRACE(stk::weight_format_name(f));
+    const std::vector<uint8_t> good = stk::host::serialize_stk(tiny_packed(f));
+    ASSERT_EQ(open_image(good).status, STK_OK) << open_image(good).message;
+    auto edited = [&](auto edit) {
+      std::vector<uint8_t> b = good;
+      const uint32_t i = find_tensor(b, "layers.1.ffn.w2");
+      FileTensor t = tensor(b, i);
+      ASSERT_EQ(t.format, uint16_t(f));
+      edit(&t);
+      set_tensor(b, i, t);
+      reseal(b);
+      Opened r = open_image(b);
+      EXPECT_EQ(r.status, STK_ERR_UNSUPPORTED) << r.message;
+      EXPECT_NE(r.message.find("w2"), std::string::npos) << r.message;
+    };
+    auto set_d = [](FileTensor* t, float d) { std::memcpy(&t->params[1], &d, 4); };
+    for (float d : {0.0f, -1.0f, std::nanf(""), INFINITY, 1e30f}) edited([&](FileTensor* t) { set_d(t, d); });
+    for (uint32_t s : {0u, 1u, 7u, 0xFFFFFFFFu}) edited([&](FileTensor* t) { t->params[2] = s; });
+    for (uint32_t g : {0u, 8u, 24u, 272u}) edited([&](FileTensor* t) { t->params[0] = g; });
+    edited([](FileTensor* t) { t->params[3] = 1; });
+    std::vector<uint8_t> b = good;
+    const uint32_t i = find_tensor(b, "layers.1.ffn.w2");
+    FileTensor t = tensor(b, i);
+    t.bytes += 1;
+    set_tensor(b, i, t);
+    reseal(b);
+    EXPECT_EQ(open_image(b).status, STK_ERR_BAD_FORMAT);
+  }
+}
+
 }  // namespace

@@ -257,7 +257,8 @@ TEST(SparseKernels, MatchReferenceOnRaggedShapes) {
   std::vector<const KernelSet*> sets;
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon})
     if (const KernelSet* k = kernels_for(isa)) sets.push_back(k);
-  const uint32_t shapes[][2] = {{1, 13}, {5, 64}, {33, 172}, {7, 100}, {3, 257}, {17, 2}, {3, 520}, {2, 1024}};
+  // 16700 columns: more than one 16384-input stripe of the VNNI kernel.
+  const uint32_t shapes[][2] = {{1, 13}, {5, 64}, {33, 172}, {7, 100}, {3, 257}, {17, 2}, {3, 520}, {2, 1024}, {2, 16700}};
   int checked = 0;
   for (const SparsityPattern& p : kPatterns) {
     for (const auto& sh : shapes) {
@@ -341,6 +342,47 @@ TEST(SparseKernels, MatchReferenceOnRaggedShapes) {
   }
   EXPECT_GT(checked, 0);
 }
+
+#if defined(__ARM_NEON)
+// The NEON kernel decodes every value format itself (the x86 ones fall back
+// to the scalar kernel beyond f32/q8/q4): the formats the test above leaves
+// out, on patterns that take the tbl window (2:4, 3:4, 7:8) and the
+// lane-by-lane path (1:4, 3:5, 2:16), against the scalar kernel.
+TEST(SparseKernels, NeonDecodesEveryValueFormat) {
+  const KernelSet* neon = kernels_for(Isa::Neon);
+  ASSERT_NE(neon, nullptr);
+  const MatmulFn ref = kernels_for(Isa::Scalar)->get(WeightFormat::Sparse), fn = neon->get(WeightFormat::Sparse);
+  const uint32_t shapes[][2] = {{3, 172}, {5, 257}, {2, 1000}, {4, 9}};
+  for (const SparsityPattern p : {SparsityPattern{2, 4}, SparsityPattern{3, 4}, SparsityPattern{7, 8},
+                                  SparsityPattern{1, 4}, SparsityPattern{3, 5}, SparsityPattern{2, 16}}) {
+    for (const auto& sh : shapes) {
+      const uint32_t rows = sh[0], cols = sh[1], n = 5;
+      const std::vector<float> w = random_matrix(rows, cols, rows * 7 + cols + p.m);
+      const std::vector<uint8_t> mask = host::prune_magnitude(w.data(), rows, cols, p);
+      const size_t ldx = cols + 1, ldy = rows + 1;
+      const std::vector<float> x = random_matrix(n, uint32_t(ldx), cols + p.n);
+      for (const char* vf : {"q2", "t2", "q3g96", "t2g64", "q2g160"}) {
+        SparseTensor t = encode(w, mask, rows, cols, p, spec(vf));
+        const Activations a{x.data(), ldx, n, nullptr, nullptr, 0};
+        std::vector<float> want(n * ldy, -7.0f), got(n * ldy, -7.0f);
+        ref(t.view, a, want.data(), ldy, 0, rows);
+        fn(t.view, a, got.data(), ldy, 0, rows);
+        std::vector<float> row(cols);
+        for (uint32_t r = 0; r < rows; ++r) {
+          weight_dequantize_row(t.view, r, row.data());
+          for (uint32_t k = 0; k < n; ++k) {
+            double mag = 0;
+            for (uint32_t c = 0; c < cols; ++c) mag += std::fabs(double(row[c]) * x[k * ldx + c]);
+            ASSERT_NEAR(got[k * ldy + r], want[k * ldy + r], 2e-5 * mag + 1e-6)
+                << p.name() << " " << vf << " " << rows << "x" << cols << " row " << r << " token " << k;
+          }
+        }
+        ASSERT_EQ(got[rows], -7.0f) << "wrote outside its rows";
+      }
+    }
+  }
+}
+#endif
 
 // A hostile file may hold any index bits: kernels and the decoder must stay
 // inside the row (results are garbage, but nothing is read out of bounds).

@@ -38,6 +38,8 @@ int run_pack(const Args& a) {
     o.base = spec;
     for (const std::string& r : a.all("--layer")) o.rules.push_back(host::parse_layer_rule(r));
     o.bpw = a.number("--bpw", 0, 0.5, 32);
+    o.joint_evals = uint32_t(a.integer("--bpw-search", 0, 0, 100000));
+    if (a.has("--bpw-candidates")) o.candidates = host::parse_format_list(a.get("--bpw-candidates"));
     o.threads = uint32_t(a.integer("--threads", 1, 1, 16));
     if (a.has("--calib")) {
       const size_t n = size_t(a.integer("--calib-stories", 64, 1, 1000000));
@@ -69,9 +71,11 @@ const Command kPackCommand = {
     "Pack a llama2.c checkpoint (legacy, export v1, or export v2 int8) into a self-contained .stk model.",
     {
         {"--tokenizer", "FILE", "llama2.c tokenizer.bin to embed (required)"},
-        {"--format", "F", "weight format for matrices: f32, q8, q4, q3, q2, t2 (low-bit: optional group suffix, e.g. q4g64; default group 32); default q8; norms stay f32"},
+        {"--format", "F", "weight format for matrices: f32, q8, q4, q3, q2, t2 (optional group suffix, e.g. q4g64; default group 32), q4k, q3k, q2k, t2k (quantized group scales; default group 16, e.g. q3kg32); default q8; norms stay f32"},
         {"--layer", "PATTERN=F", "format for matrices whose name (as `stk info` prints it) matches the glob; repeatable, last match wins"},
         {"--bpw", "B", "choose formats of the other matrices so the average bits per matrix weight is <= B (lowest calibration loss, greedy)"},
+        {"--bpw-search", "N", "with --bpw and --calib: refine the greedy choice by N whole-model KL evaluations of mutated allocations (default 0)"},
+        {"--bpw-candidates", "LIST", "formats --bpw may choose, comma-separated (default q8,q4,q4g64,q3,q3g64,q2,q2g64,t2,t2g64; e.g. q4k,q4kg32,q3k,q3kg32 for --bpw 4)"},
         {"--calib", "TEXT", "calibrate: GPTQ (act-order, Hessian from stackrt's own activations, clip search) instead of round-to-nearest"},
         {"--calib-stories", "N", "calibrate on the first N stories of TEXT (default 64)"},
         {"--threads", "T", "threads for calibration runs (default 1)"},

@@ -87,7 +87,7 @@ LowbitTensor gptq_quantize(const float* w, uint32_t rows, uint32_t cols, FormatS
   auto U = [&](uint32_t i, uint32_t j) { return Hinv[size_t(j) * cols + i]; };  // U(i,j) = L(j,i)
 
   const uint32_t G = t.groups_per_row();
-  const bool ternary = spec.format == WeightFormat::T2;
+  const bool ternary = lowbitk_base(spec.format) == WeightFormat::T2;
   std::vector<double> err(rows);
   std::vector<bool> fitted(G, !opt.dynamic_groups);
   for (uint32_t i = 0; i < cols; ++i) {
@@ -100,7 +100,13 @@ LowbitTensor gptq_quantize(const float* w, uint32_t rows, uint32_t cols, FormatS
       for (uint32_t r = 0; r < rows; ++r) {
         const size_t gi = size_t(r) * G + grp;
         float d, m;
-        lowbit_fit_group(spec.format, &W[size_t(r) * cols + c0], importance.data() + c0, n, opt.search, &d, &m);
+        if (is_lowbitk_format(spec.format)) {
+          const LowbitKGrid grid = t.grid();
+          lowbit_fit_group(spec.format, &W[size_t(r) * cols + c0], importance.data() + c0, n, opt.search, &d, &m,
+                           &grid, &t.ke[gi], &t.kz[gi]);
+        } else {
+          lowbit_fit_group(spec.format, &W[size_t(r) * cols + c0], importance.data() + c0, n, opt.search, &d, &m);
+        }
         t.d[gi] = d;
         t.m[gi] = m;
       }

@@ -31,6 +31,7 @@ std::string tensor_format_label(const stk_model* model, uint32_t index) {
   const FileTensor t = model_tensor(*m, index);
   std::string s = weight_format_name(WeightFormat(t.format));
   if (is_lowbit_format(WeightFormat(t.format)) && t.params[0] != 32) s += "g" + std::to_string(t.params[0]);
+  if (is_lowbitk_format(WeightFormat(t.format)) && t.params[0] != 16) s += "g" + std::to_string(t.params[0]);
   return s;
 }
 

@@ -3,6 +3,7 @@
 #include <fnmatch.h>
 
 #include <memory>
+#include <random>
 
 #include <algorithm>
 #include <cmath>
@@ -42,7 +43,7 @@ PackedTensor quantize_tensor(const HostTensor& t, const FormatSpec& spec, const 
   p.rows = t.rows;
   p.cols = t.cols;
   p.format = spec.format;
-  if (is_lowbit_format(spec.format)) {
+  if (is_host_lowbit(spec.format)) {
     LowbitTensor q = H ? gptq_quantize(t.data.data(), t.rows, t.cols, spec, H->h, gopt)
                        : lowbit_quantize_rtn(t.data.data(), t.rows, t.cols, spec);
     p.data = lowbit_pack(q, p.params);
@@ -74,13 +75,13 @@ PackedTensor f32_tensor(const HostTensor& t) {
 void allocate_bpw(const HostModel& model, const PackPlanOptions& o, const std::vector<bool>& fixed,
                   std::vector<FormatSpec>* formats, const HessianMap* hessians, const PackedModel* f32,
                   const KlProbe* probe) {
-  const std::vector<std::string> names = {"q8", "q4", "q4g64", "q3", "q3g64", "q2", "q2g64", "t2", "t2g64"};
-  std::vector<FormatSpec> cands;
-  for (const auto& n : names) cands.push_back(parse_format_spec(n));
+  std::vector<FormatSpec> cands = o.candidates;
+  if (cands.empty()) cands = parse_format_list(kDefaultBpwCandidates);
   double fixed_bits = 0, total_w = 0;
   struct Option { double bits, loss; };
   std::vector<std::vector<Option>> opts(model.tensors.size());
   std::vector<std::vector<size_t>> cand_index(model.tensors.size());
+  std::vector<std::vector<PackedTensor>> packed(model.tensors.size());  // per option, for the joint search
   for (size_t i = 0; i < model.tensors.size(); ++i) {
     const HostTensor& t = model.tensors[i];
     if (!is_matrix(t)) continue;
@@ -105,9 +106,10 @@ void allocate_bpw(const HostModel& model, const PackPlanOptions& o, const std::v
       PackedTensor qt = quantize_tensor(t, cands[k], H, &dq, o.gptq);
       if (probe && f32) {
         PackedModel trial = *f32;
-        trial.tensors[i] = std::move(qt);
+        trial.tensors[i] = qt;
         opts[i].push_back({cands[k].bpw(t.rows, t.cols) * nw, probe->kl(trial)});
         cand_index[i].push_back(k);
+        packed[i].push_back(std::move(qt));
         continue;
       }
       // Relative output error (error energy over signal energy on the
@@ -124,14 +126,22 @@ void allocate_bpw(const HostModel& model, const PackPlanOptions& o, const std::v
     for (size_t k = 0; k < order.size(); ++k) order[k] = k;
     std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return opts[i][a].bits > opts[i][b].bits; });
     std::vector<Option> front;
-    std::vector<size_t> front_idx;
+    std::vector<size_t> front_idx, front_pos;
     for (size_t k : order) {
-      while (!front.empty() && opts[i][k].loss <= front.back().loss) front.pop_back(), front_idx.pop_back();
+      while (!front.empty() && opts[i][k].loss <= front.back().loss) {
+        front.pop_back(), front_idx.pop_back(), front_pos.pop_back();
+      }
       front.push_back(opts[i][k]);
       front_idx.push_back(cand_index[i][k]);
+      front_pos.push_back(k);
     }
     opts[i] = front;
     cand_index[i] = front_idx;
+    if (!packed[i].empty()) {
+      std::vector<PackedTensor> kept;
+      for (size_t k : front_pos) kept.push_back(std::move(packed[i][k]));
+      packed[i] = std::move(kept);
+    }
   }
   std::vector<size_t> at(model.tensors.size(), 0);
   auto total_bits = [&]() {
@@ -175,11 +185,71 @@ void allocate_bpw(const HostModel& model, const PackPlanOptions& o, const std::v
     if (pick == SIZE_MAX) break;
     --at[pick];
   }
+  // Joint search (after EvoPress, Sieberling et al. 2024): the greedy adds
+  // losses measured one tensor at a time, which misjudges many tensors
+  // quantized hard at once. Mutate the allocation (one tensor a level up,
+  // random others down until the budget fits) and keep a mutant when the
+  // KL of the whole model, with every tensor in its chosen format, is lower.
+  if (probe && f32 && o.joint_evals > 0) {
+    auto joint_kl = [&](const std::vector<size_t>& a) {
+      PackedModel trial = *f32;
+      for (size_t i = 0; i < opts.size(); ++i)
+        if (!opts[i].empty()) trial.tensors[i] = packed[i][a[i]];
+      return probe->kl(trial);
+    };
+    std::vector<size_t> free_ids;
+    for (size_t i = 0; i < opts.size(); ++i)
+      if (opts[i].size() > 1) free_ids.push_back(i);
+    double cur = joint_kl(at);
+    const double start = cur;
+    std::mt19937 rng(12345);
+    const double budget = o.bpw * total_w;
+    uint32_t accepted = 0;
+    for (uint32_t it = 0; it < o.joint_evals && !free_ids.empty(); ++it) {
+      std::vector<size_t> cand = at;
+      const size_t up = free_ids[rng() % free_ids.size()];
+      if (cand[up] == 0) continue;
+      --cand[up];
+      auto bits_of = [&](const std::vector<size_t>& a) {
+        double b = fixed_bits;
+        for (size_t i = 0; i < opts.size(); ++i)
+          if (!opts[i].empty()) b += opts[i][a[i]].bits;
+        return b;
+      };
+      bool ok = true;
+      for (int guard = 0; bits_of(cand) > budget; ++guard) {
+        const size_t dn = free_ids[rng() % free_ids.size()];
+        if (dn != up && cand[dn] + 1 < opts[dn].size()) ++cand[dn];
+        if (guard > 1000) { ok = false; break; }
+      }
+      if (!ok) continue;
+      const double k = joint_kl(cand);
+      if (k < cur) cur = k, at = cand, ++accepted;
+    }
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "bpw: joint search: KL %.5f -> %.5f (%u of %u mutations kept)", start, cur,
+                  accepted, o.joint_evals);
+    say(o, buf);
+  }
   for (size_t i = 0; i < opts.size(); ++i)
     if (!opts[i].empty()) (*formats)[i] = cands[cand_index[i][at[i]]];
 }
 
 }  // namespace
+
+const char* const kDefaultBpwCandidates =
+    "q8,q4,q4g64,q3,q3g64,q2,q2g64,t2,t2g64";
+
+std::vector<FormatSpec> parse_format_list(const std::string& text) {
+  std::vector<FormatSpec> out;
+  size_t at = 0;
+  while (at <= text.size()) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    out.push_back(parse_format_spec(text.substr(at, comma - at)));
+    at = comma + 1;
+  }
+  return out;
+}
 
 LayerRule parse_layer_rule(const std::string& text) {
   const size_t eq = text.rfind('=');
@@ -255,7 +325,7 @@ PackedModel pack_with_plan(const HostModel& model, std::vector<uint8_t> tokenize
     std::set<std::string> wanted;
     for (size_t i = 0; i < model.tensors.size(); ++i) {
       const HostTensor& t = model.tensors[i];
-      if (is_matrix(t) && t.layer == layer && is_lowbit_format(formats[i].format)) wanted.insert(t.name);
+      if (is_matrix(t) && t.layer == layer && is_host_lowbit(formats[i].format)) wanted.insert(t.name);
     }
     HessianMap hs;
     if (!wanted.empty()) hs = collect_hessians(pm, o.calib, o.threads, wanted);

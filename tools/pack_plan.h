@@ -29,8 +29,18 @@ struct PackPlanOptions {
   uint32_t threads = 1;
   GptqOptions gptq;
   size_t probe_stories = 16;       // calibration stories --bpw measures KL on
+  // With calibration: whole-model KL evaluations of the joint search that
+  // refines --bpw's greedy allocation (0 = greedy only).
+  uint32_t joint_evals = 0;
+  // Formats --bpw chooses from (empty: kDefaultBpwCandidates).
+  std::vector<FormatSpec> candidates;
   std::function<void(const std::string&)> log;  // progress lines (optional)
 };
+
+// --bpw's default candidate formats (`stk pack -h` lists them).
+extern const char* const kDefaultBpwCandidates;  // comma-separated
+// "q8,q4k,q3g64" -> specs; throws std::invalid_argument on a bad name.
+std::vector<FormatSpec> parse_format_list(const std::string& text);
 
 // True for tensors that are matrices (everything except the norm vectors).
 inline bool is_matrix(const HostTensor& t) { return t.rows > 1; }

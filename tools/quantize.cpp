@@ -77,6 +77,15 @@ std::vector<uint8_t> encode_weights(const float* w, uint32_t rows, uint32_t cols
       spec.group = kDefaultLowbitGroup;
       return lowbit_pack(lowbit_quantize_rtn(w, rows, cols, spec), params);
     }
+    case WeightFormat::Q4K:
+    case WeightFormat::Q3K:
+    case WeightFormat::Q2K:
+    case WeightFormat::T2K: {  // round-to-nearest, default group 16
+      FormatSpec spec;
+      spec.format = format;
+      spec.group = kDefaultLowbitKGroup;
+      return lowbit_pack(lowbit_quantize_rtn(w, rows, cols, spec), params);
+    }
     default:
       throw std::invalid_argument(std::string("the packer cannot produce format ") + weight_format_name(format));
   }
@@ -84,10 +93,11 @@ std::vector<uint8_t> encode_weights(const float* w, uint32_t rows, uint32_t cols
 
 WeightFormat parse_weight_format(const std::string& name) {
   for (WeightFormat f : {WeightFormat::F32, WeightFormat::Q8, WeightFormat::Q4, WeightFormat::Q3, WeightFormat::Q2,
-                         WeightFormat::T2}) {
+                         WeightFormat::T2, WeightFormat::Q4K, WeightFormat::Q3K, WeightFormat::Q2K, WeightFormat::T2K}) {
     if (name == weight_format_name(f)) return f;
   }
-  throw std::invalid_argument("unknown weight format '" + name + "' (expected f32, q8, q4, q3, q2 or t2)");
+  throw std::invalid_argument("unknown weight format '" + name +
+                              "' (expected f32, q8, q4, q3, q2, t2, q4k, q3k, q2k or t2k)");
 }
 
 }  // namespace stk::host

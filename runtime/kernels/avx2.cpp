@@ -43,38 +43,40 @@ void matmul_f32_avx2(const WeightView& w, const Activations& a, float* y, size_t
   }
 }
 
+// Q8 weights times the int8 activations (matmul_q8_scalar): per group of 32,
+// vpmaddubsw takes |w| (unsigned; -128 becomes 128) and a with w's sign
+// (|a| <= 127, so no overflow), vpmaddwd sums the pairs; the 8 int32 partial
+// sums are scaled by d * xs in float. A short last group is masked in bytes.
 void matmul_q8_avx2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
-  const float* x = a.x;
-  const size_t ldx = a.ldx;
   const uint32_t n = a.n;
   const uint32_t cols = w.cols;
   const uint32_t groups = q8_groups_per_row(cols);
   const uint32_t full = cols / kQ8Group;
   const int8_t* Q = reinterpret_cast<const int8_t*>(w.data);
   const uint16_t* S = reinterpret_cast<const uint16_t*>(w.data + q8_scales_offset(w.rows, cols));
+  const __m256i ones = _mm256_set1_epi16(1);
   for (uint32_t r = r0; r < r1; ++r) {
     const int8_t* q = Q + size_t(r) * cols;
     const uint16_t* s = S + size_t(r) * groups;
     for (uint32_t t = 0; t < n; ++t) {
-      const float* xt = x + t * ldx;
+      const int8_t* at = a.q8 + t * a.ldq;
+      const float* as = a.q8_scales + size_t(t) * groups;
       __m256 acc = _mm256_setzero_ps();
       for (uint32_t g = 0; g < full; ++g) {
-        const uint32_t c = g * kQ8Group;
-        __m256 gs = _mm256_setzero_ps();
-        for (uint32_t k = 0; k < kQ8Group; k += 8) {
-          __m128i q8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + c + k));
-          __m256 wf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8));
-          gs = _mm256_fmadd_ps(wf, _mm256_loadu_ps(xt + c + k), gs);
-        }
-        acc = _mm256_fmadd_ps(gs, _mm256_set1_ps(_cvtsh_ss(s[g])), acc);
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + g * kQ8Group));
+        const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + g * kQ8Group));
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv)), ones);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(s[g]) * as[g]), acc);
       }
-      float total = hsum256(acc);
-      if (full < groups) {  // short last group, scalar
-        float gsum = 0.0f;
-        for (uint32_t c = full * kQ8Group; c < cols; ++c) gsum += float(q[c]) * xt[c];
-        total += gsum * _cvtsh_ss(s[full]);
+      if (full < groups) {  // short last group: copy its bytes, zeros after
+        alignas(32) int8_t wb[kQ8Group] = {0}, ab[kQ8Group] = {0};
+        for (uint32_t c = full * kQ8Group; c < cols; ++c) wb[c - full * kQ8Group] = q[c], ab[c - full * kQ8Group] = at[c];
+        const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb));
+        const __m256i av = _mm256_load_si256(reinterpret_cast<const __m256i*>(ab));
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv)), ones);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(s[full]) * as[full]), acc);
       }
-      y[t * ldy + r] = total;
+      y[t * ldy + r] = hsum256(acc);
     }
   }
 }

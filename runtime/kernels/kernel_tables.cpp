@@ -16,11 +16,16 @@ KernelSet make_scalar() {
   k.isa = Isa::Scalar;
   k.name = "scalar";
   put(&k, WeightFormat::F32, matmul_f32_scalar);
-  put(&k, WeightFormat::Q8, matmul_q8_scalar);
+  put(&k, WeightFormat::Q8, matmul_q8_scalar, true);
   put(&k, WeightFormat::BitStack, matmul_bitstack_scalar);
   put(&k, WeightFormat::Sparse, matmul_sparse_scalar);
   for (WeightFormat f : {WeightFormat::Q4, WeightFormat::Q3, WeightFormat::Q2, WeightFormat::T2}) {
     put(&k, f, matmul_lowbit_scalar, true);
+  }
+  // Quantized-scale variants: scalar only so far; the SIMD tables below start
+  // from this one, so they run these through the scalar kernel.
+  for (WeightFormat f : {WeightFormat::Q4K, WeightFormat::Q3K, WeightFormat::Q2K, WeightFormat::T2K}) {
+    put(&k, f, matmul_lowbitk_scalar, true);
   }
   return k;
 }
@@ -33,7 +38,7 @@ KernelSet make_avx2() {
   k.isa = Isa::Avx2;
   k.name = "avx2";
   put(&k, WeightFormat::F32, matmul_f32_avx2);
-  put(&k, WeightFormat::Q8, matmul_q8_avx2);
+  put(&k, WeightFormat::Q8, matmul_q8_avx2, true);
   put(&k, WeightFormat::Q4, lowbit_avx2::matmul_q4, true);
   put(&k, WeightFormat::Q3, lowbit_avx2::matmul_q3, true);
   put(&k, WeightFormat::Q2, lowbit_avx2::matmul_q2, true);
@@ -48,12 +53,12 @@ KernelSet make_avx512() {
   k.name = "avx512";
   put(&k, WeightFormat::F32, matmul_f32_avx512);
   put(&k, WeightFormat::BitStack, matmul_bitstack_avx512);
-  put(&k, WeightFormat::Q8, matmul_q8_avx512);
   put(&k, WeightFormat::Sparse, matmul_sparse_avx512);
   if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) {
     put(&k, WeightFormat::Sparse, matmul_sparse_vnni, true);  // falls back to matmul_sparse_avx512 itself
   }
   if (__builtin_cpu_supports("avx512vnni")) put(&k, WeightFormat::BitStack, matmul_bitstack_vnni);
+  if (__builtin_cpu_supports("avx512vnni")) put(&k, WeightFormat::Q8, matmul_q8_vnni, true);
   if (__builtin_cpu_supports("avx512vnni")) {  // else the AVX2 low-bit kernels stay
     put(&k, WeightFormat::Q4, lowbit_vnni::matmul_q4, true);
     put(&k, WeightFormat::Q3, lowbit_vnni::matmul_q3, true);
@@ -71,7 +76,13 @@ KernelSet make_neon() {
   k.isa = Isa::Neon;
   k.name = "neon";
   put(&k, WeightFormat::F32, matmul_f32_neon);
-  put(&k, WeightFormat::Q8, matmul_q8_neon);
+  put(&k, WeightFormat::Q8, matmul_q8_neon, true);
+  put(&k, WeightFormat::Q4, lowbit_neon::matmul_q4, true);
+  put(&k, WeightFormat::Q3, lowbit_neon::matmul_q3, true);
+  put(&k, WeightFormat::Q2, lowbit_neon::matmul_q2, true);
+  put(&k, WeightFormat::T2, lowbit_neon::matmul_t2, true);
+  put(&k, WeightFormat::Sparse, matmul_sparse_neon);
+  put(&k, WeightFormat::BitStack, matmul_bitstack_neon);
   return k;
 }
 #endif

@@ -6,7 +6,11 @@
 namespace stk {
 
 void matmul_f32_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+// Q8, int8 activations (scalar.cpp); the float-activation product is kept for
+// tests to measure what the int8 activations cost.
 void matmul_q8_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_q8_f32act_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
+                             uint32_t r1);
 // BitStack residual blocks (runtime/block_pool.h); bitstack_scalar.cpp, bitstack_avx512.cpp.
 void matmul_bitstack_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                             uint32_t r1);
@@ -14,6 +18,10 @@ void matmul_bitstack_scalar(const WeightView& w, const Activations& a, float* y,
 void matmul_lowbit_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 void matmul_lowbit_f32act_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                                  uint32_t r1);
+// Q4K/Q3K/Q2K/T2K (quantized group scales, runtime/lowbit.h), int8 activations;
+// lowbit_scalar.cpp. Every SIMD table inherits it from the scalar table.
+void matmul_lowbitk_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
+                           uint32_t r1);
 
 // N:M sparse (runtime/sparse.h), float activations; sparse_scalar.cpp, sparse_avx2.cpp, sparse_avx512.cpp.
 void matmul_sparse_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
@@ -31,7 +39,9 @@ void matmul_bitstack_avx512(const WeightView& w, const Activations& a, float* y,
 // Needs AVX-512 VNNI (filed only when the CPU has it); int8-quantized z per tile.
 void matmul_bitstack_vnni(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                           uint32_t r1);
-void matmul_q8_avx512(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+// Needs AVX-512 VNNI; int8 activations like matmul_q8_scalar (q8_vnni.cpp).
+// Without VNNI the AVX-512 table keeps matmul_q8_avx2.
+void matmul_q8_vnni(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 // Low-bit kernels: lowbit_avx2.cpp (namespace lowbit_avx2), lowbit_avx512.cpp (lowbit_vnni).
 #define STK_LOWBIT_DECL(ns)                                                                                  \
   namespace ns {                                                                                             \
@@ -48,6 +58,17 @@ STK_LOWBIT_DECL(lowbit_vnni)
 #if defined(__ARM_NEON)
 void matmul_f32_neon(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 void matmul_q8_neon(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+// Float activations; sparse_neon.cpp, bitstack_neon.cpp.
+void matmul_sparse_neon(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_bitstack_neon(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
+                          uint32_t r1);
+// Low-bit kernels, int8 activations; lowbit_neon.cpp.
+namespace lowbit_neon {
+void matmul_q4(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_q3(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_q2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_t2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+}  // namespace lowbit_neon
 #endif
 
 }  // namespace stk

@@ -2,6 +2,7 @@
 // lowbit_avx512.cpp after they define
 //   STK_LB_DOT(u8codes, s8acts) -> __m256i, 8 int32 partial sums of products
 //   STK_LB_NS                      the namespace the kernels go in
+//   STK_LB_Q3_ONLY (optional)      define only matmul_q3
 // Codes are unpacked to 32 unsigned bytes per block, multiplied with the
 // block's 32 int8 activations in integers, and each block's two integer sums
 // (codes x acts, acts) are scaled in float by d*xs and m*xs (T2: -d*xs).
@@ -73,21 +74,29 @@ template <int Bits, bool Ternary, int NT>
 void rows_tile(const WeightView& w, const LowbitLayout& L, const int8_t* const* aq, const float* const* as,
                const float (*bsum)[kMaxBlocks], float* const* yt, uint32_t r0, uint32_t r1) {
   const uint32_t nb = L.blocks_per_row, ng = L.groups_per_row;
-  const uint32_t shift = L.group == 32 ? 0 : L.group == 64 ? 1 : L.group == 128 ? 2 : 3;  // log2(blocks per group)
+  const uint32_t bpg = L.group / kLowbitBlock;  // blocks per group, 1..8 (not always a power of two)
   const uint32_t full8 = nb / 8 * 8;
-  // Lane k of a vector of 8 per-group values -> the value of block k's group.
-  const __m256i expand = _mm256_srlv_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(shift)));
+  // A step of 8 blocks starts at block `at` of its first group g0 (at < bpg):
+  // lane k of the 8 scales loaded from g0 -> the scale of block k's group.
+  __m256i expand[8];
+  uint32_t next_at[8], next_g[8];
+  for (uint32_t at = 0; at < bpg; ++at) {
+    alignas(32) int32_t lane[8];
+    for (uint32_t k = 0; k < 8; ++k) lane[k] = int32_t((at + k) / bpg);
+    expand[at] = _mm256_load_si256(reinterpret_cast<const __m256i*>(lane));
+    next_at[at] = (at + 8) % bpg;
+    next_g[at] = (at + 8) / bpg;
+  }
   for (uint32_t r = r0; r < r1; ++r) {
     const uint8_t* codes = w.data + uint64_t(r) * L.row_code_bytes;
     const uint16_t* dp = reinterpret_cast<const uint16_t*>(w.data + L.scales_offset + uint64_t(r) * L.row_scale_bytes);
     const uint16_t* mp = dp + ng;
     __m256 acc[NT], macc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), macc[t] = _mm256_setzero_ps();
-    uint32_t b0 = 0;
-    for (; b0 < full8; b0 += 8) {
-      const uint32_t g0 = b0 >> shift;
-      const __m256 d8 = _mm256_permutevar8x32_ps(load_halves(dp + g0, ng - g0), expand);
-      const __m256 m8 = Ternary ? d8 : _mm256_permutevar8x32_ps(load_halves(mp + g0, ng - g0), expand);
+    uint32_t b0 = 0, g0 = 0, at = 0;
+    for (; b0 < full8; b0 += 8, g0 += next_g[at], at = next_at[at]) {
+      const __m256 d8 = _mm256_permutevar8x32_ps(load_halves(dp + g0, ng - g0), expand[at]);
+      const __m256 m8 = Ternary ? d8 : _mm256_permutevar8x32_ps(load_halves(mp + g0, ng - g0), expand[at]);
       __m256 dx[NT];
       for (int t = 0; t < NT; ++t) {
         const __m256 bs8 = _mm256_load_ps(bsum[t] + b0);
@@ -109,7 +118,7 @@ void rows_tile(const WeightView& w, const LowbitLayout& L, const int8_t* const* 
     float tail[NT];
     for (int t = 0; t < NT; ++t) tail[t] = 0.0f;
     for (uint32_t b = b0; b < nb; ++b) {  // the last nb % 8 blocks, one at a time
-      const uint32_t g = b >> shift;
+      const uint32_t g = b / bpg;
       const __m256i q = decode<Bits>(codes + b * (Bits * 4));
       const float d = _cvtsh_ss(dp[g]);
       const float m = Ternary ? -d : _cvtsh_ss(mp[g]);
@@ -162,11 +171,12 @@ void kernel(const WeightView& w, const Activations& a, float* y, size_t ldy, uin
 
 }  // namespace
 
-void matmul_q4(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
-  kernel<4, false>(w, a, y, ldy, r0, r1);
-}
 void matmul_q3(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
   kernel<3, false>(w, a, y, ldy, r0, r1);
+}
+#if !defined(STK_LB_Q3_ONLY)  // lowbit_avx512.cpp has its own Q4, Q2 and T2
+void matmul_q4(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
+  kernel<4, false>(w, a, y, ldy, r0, r1);
 }
 void matmul_q2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
   kernel<2, false>(w, a, y, ldy, r0, r1);
@@ -174,6 +184,7 @@ void matmul_q2(const WeightView& w, const Activations& a, float* y, size_t ldy, 
 void matmul_t2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
   kernel<2, true>(w, a, y, ldy, r0, r1);
 }
+#endif
 
 }  // namespace STK_LB_NS
 }  // namespace stk

@@ -1,7 +1,8 @@
 // NEON kernels for AArch64 (ASIMD) and 32-bit ARMv7-A with NEON.
 //
-// Same contract and same numerics class as scalar.cpp (float activations,
-// fp32 accumulation; only the summation order differs). ARMv7 NEON has no
+// Same contract and same numerics class as scalar.cpp (f32: float
+// activations; Q8: the int8 activations, exact integer sums per group; only
+// the float summation order differs). ARMv7 NEON has no
 // fused multiply-add unless VFPv4 is enabled and no across-vector add, so
 // both are wrapped below; fp16 scales use the hardware conversion on AArch64
 // and half.h elsewhere (-mfpu=neon has no fp16 conversion instructions).
@@ -47,13 +48,6 @@ inline float scale_at(const uint8_t* s, uint32_t g) {
 #endif
 }
 
-// 8 int8 weights -> two float32x4.
-inline void widen8(int8x8_t q, float32x4_t* lo, float32x4_t* hi) {
-  int16x8_t w16 = vmovl_s8(q);
-  *lo = vcvtq_f32_s32(vmovl_s16(vget_low_s16(w16)));
-  *hi = vcvtq_f32_s32(vmovl_s16(vget_high_s16(w16)));
-}
-
 }  // namespace
 
 void matmul_f32_neon(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
@@ -83,10 +77,26 @@ void matmul_f32_neon(const WeightView& w, const Activations& a, float* y, size_t
   }
 }
 
+// Q8 weights times the int8 copy of the activations (as matmul_q8_scalar):
+// per group of 32 an exact integer sum, vmull_s8 + vpadalq_s16 (sdot with
+// the dot-product extension), then y = sum_g d_g * xs_g * sum. A product of
+// two int8 values fits int16 (|-128 * -128| = 2^14); two of them may not, so
+// each vmull result is widened into int32 at once. A short last group is
+// copied into a zero-padded buffer: the weights of a row are not padded.
+inline int32x4_t q8_dot32(const int8_t* w, const int8_t* a) {
+  const int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16);
+  const int8x16_t a0 = vld1q_s8(a), a1 = vld1q_s8(a + 16);
+#if defined(__ARM_FEATURE_DOTPROD)
+  return vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0, a0), w1, a1);
+#else
+  int32x4_t s = vpaddlq_s16(vmull_s8(vget_low_s8(w0), vget_low_s8(a0)));
+  s = vpadalq_s16(s, vmull_s8(vget_high_s8(w0), vget_high_s8(a0)));
+  s = vpadalq_s16(s, vmull_s8(vget_low_s8(w1), vget_low_s8(a1)));
+  return vpadalq_s16(s, vmull_s8(vget_high_s8(w1), vget_high_s8(a1)));
+#endif
+}
+
 void matmul_q8_neon(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
-  const float* x = a.x;
-  const size_t ldx = a.ldx;
-  const uint32_t n = a.n;
   const uint32_t cols = w.cols;
   const uint32_t groups = q8_groups_per_row(cols);
   const uint32_t full = cols / kQ8Group;
@@ -95,45 +105,28 @@ void matmul_q8_neon(const WeightView& w, const Activations& a, float* y, size_t 
   for (uint32_t r = r0; r < r1; ++r) {
     const int8_t* q = Q + size_t(r) * cols;
     const uint8_t* s = S + size_t(r) * groups * 2;
-    for (uint32_t t = 0; t < n; ++t) {
-      const float* xt = x + t * ldx;
-      float32x4_t acc = vdupq_n_f32(0.0f);
-      for (uint32_t g = 0; g < full; ++g) {
-        const uint32_t c = g * kQ8Group;
-        const int8x16_t q0 = vld1q_s8(q + c);
-        const int8x16_t q1 = vld1q_s8(q + c + 16);
-        float32x4_t w0, w1, w2, w3, w4, w5, w6, w7;
-        widen8(vget_low_s8(q0), &w0, &w1);
-        widen8(vget_high_s8(q0), &w2, &w3);
-        widen8(vget_low_s8(q1), &w4, &w5);
-        widen8(vget_high_s8(q1), &w6, &w7);
-        const float* xc = xt + c;
-        float32x4_t g0 = vmulq_f32(w0, vld1q_f32(xc));
-        float32x4_t g1 = vmulq_f32(w1, vld1q_f32(xc + 4));
-        g0 = mla(g0, w2, vld1q_f32(xc + 8));
-        g1 = mla(g1, w3, vld1q_f32(xc + 12));
-        g0 = mla(g0, w4, vld1q_f32(xc + 16));
-        g1 = mla(g1, w5, vld1q_f32(xc + 20));
-        g0 = mla(g0, w6, vld1q_f32(xc + 24));
-        g1 = mla(g1, w7, vld1q_f32(xc + 28));
-        acc = mla(acc, vaddq_f32(g0, g1), vdupq_n_f32(scale_at(s, g)));
+    int8_t tail[kQ8Group] = {0};
+    if (full < groups) std::memcpy(tail, q + full * kQ8Group, cols - full * kQ8Group);
+    for (uint32_t t = 0; t < a.n; ++t) {
+      const int8_t* at = a.q8 + t * a.ldq;
+      const float* as = a.q8_scales + size_t(t) * groups;
+      float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);  // even and odd groups
+      uint32_t g = 0;
+      for (; g + 2 <= full; g += 2) {
+        acc0 = mla(acc0, vcvtq_f32_s32(q8_dot32(q + g * kQ8Group, at + g * kQ8Group)),
+                   vdupq_n_f32(scale_at(s, g) * as[g]));
+        acc1 = mla(acc1, vcvtq_f32_s32(q8_dot32(q + (g + 1) * kQ8Group, at + (g + 1) * kQ8Group)),
+                   vdupq_n_f32(scale_at(s, g + 1) * as[g + 1]));
       }
-      float total = hsum(acc);
-      if (full < groups) {  // short last group
-        const uint32_t c0 = full * kQ8Group;
-        uint32_t c = c0;
-        float32x4_t gs = vdupq_n_f32(0.0f);
-        for (; c + 8 <= cols; c += 8) {
-          float32x4_t lo, hi;
-          widen8(vld1_s8(q + c), &lo, &hi);
-          gs = mla(gs, lo, vld1q_f32(xt + c));
-          gs = mla(gs, hi, vld1q_f32(xt + c + 4));
-        }
-        float gsum = hsum(gs);
-        for (; c < cols; ++c) gsum += float(q[c]) * xt[c];
-        total += gsum * scale_at(s, full);
+      if (g < full) {
+        acc0 = mla(acc0, vcvtq_f32_s32(q8_dot32(q + g * kQ8Group, at + g * kQ8Group)),
+                   vdupq_n_f32(scale_at(s, g) * as[g]));
       }
-      y[t * ldy + r] = total;
+      if (full < groups) {  // the int8 activations are zero-padded to whole groups
+        acc1 = mla(acc1, vcvtq_f32_s32(q8_dot32(tail, at + full * kQ8Group)),
+                   vdupq_n_f32(scale_at(s, full) * as[full]));
+      }
+      y[t * ldy + r] = hsum(vaddq_f32(acc0, acc1));
     }
   }
 }

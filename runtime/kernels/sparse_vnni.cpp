@@ -3,10 +3,24 @@
 // 8:16): integer dot products with the int8 copy of the activations that the
 // kernel table asks for (groups of 32 inputs, one float scale each).
 //
-// A chunk is 64 kept values = 128 inputs (two 32-input activation groups per
-// 64 bytes). The 64 in-group positions are unpacked with vpermb + vpmultishiftqb,
-// the matching int8 inputs picked with one vpermt2b from the chunk's 128
-// inputs, and multiplied with vpdpbusd. Other tensors go to the float kernel
+// A chunk is 64 kept values = 128 inputs. Per row and chunk: the index bits
+// (8*b bytes, one full load) become 64 input offsets with vpermb +
+// vpmultishiftqb + one vpternlogd; the kept values are one 64-byte load (Q8)
+// or a 32-byte load split into nibbles (Q4, whose low nibbles then high
+// nibbles come out as kept values 0-15, 32-47, 16-31, 48-63: the offsets are
+// made in that same order, so the codes need no shuffle). Per token: one
+// vpermt2b picks the 64 int8 inputs from the chunk's 128, vpdpbusd multiplies.
+// Scales: per 8 chunks the 16 fp16 value-group scales are one vector, spread
+// to lanes with vpermps from a per-call table (any group size); the
+// activation scale of each lane comes from a per-call, per-token table.
+// Q8 goes in as w + 128 (unsigned), 128 * (sum of the picked inputs) taken
+// off per lane; Q4 adds m * (sum of the picked inputs).
+//
+// Only full loads in the main loop (masked loads that miss the cache are slow
+// on AMD cores); columns go in stripes of kStripeChunks chunks so the tables
+// have a fixed size; up to four tokens share each decoded chunk. Kept values
+// after the last full chunk go through the scalar loop of
+// sparse_x86_common.h. Other tensors go to the float kernel
 // (sparse_avx512.cpp). Compiled with -mavx512f -mavx512bw -mavx512vl
 // -mavx512vbmi -mavx512vnni -mfma -mf16c; filed only when the CPU has them.
 #include <immintrin.h>
@@ -18,128 +32,216 @@ namespace {
 
 using namespace sparse_x86;
 
+constexpr uint32_t kStripeChunks = 128;  // 16384 inputs
+constexpr int kTile = 4;
+
+inline __mmask16 mask16(uint32_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+
+// Kept value (within the chunk) that byte j of the value vector holds.
+inline uint32_t kept_of_byte(ValueKind vf, uint32_t j) {
+  if (vf == ValueKind::Q8) return j;
+  static const uint8_t base[4] = {0, 32, 16, 48};  // Q4: low nibbles of 2 blocks, then high nibbles
+  return base[j / 16] + j % 16;
+}
+
 struct Consts {
-  __m512i perm_sel;   // qword q <- index-stream bytes q*b .. q*b+7
+  __m512i perm_sel;   // qword q <- the index bytes of its 8 kept values
   __m512i shift_ctl;  // byte i of each qword <- bits from i*b
   __m512i idx_mask;
-  __m512i group_off;  // byte j: (j / N) * M
-  __m512i div4, div8;  // dword d -> d/4, d/8 (as permute indices)
+  __m512i group_off;  // byte j: (kept(j) / N) * M, a multiple of M = 2^b
 };
 
 Consts make_consts(const Plan& p) {
   alignas(64) uint8_t sel[64], ctl[64], off[64];
   for (uint32_t j = 0; j < 64; ++j) {
-    sel[j] = uint8_t((j / 8) * p.L.bits + j % 8);
+    const uint32_t k = kept_of_byte(p.vf, j), first = kept_of_byte(p.vf, j / 8 * 8);
+    sel[j] = uint8_t(first * p.L.bits / 8 + j % 8);
     ctl[j] = uint8_t((j % 8) * p.L.bits);
-    off[j] = uint8_t((j / p.L.n) * p.L.m);
+    off[j] = uint8_t((k / p.L.n) * p.L.m);
   }
   Consts c;
   c.perm_sel = _mm512_load_si512(sel);
   c.shift_ctl = _mm512_load_si512(ctl);
   c.idx_mask = _mm512_set1_epi8(char((1u << p.L.bits) - 1u));
   c.group_off = _mm512_load_si512(off);
-  c.div4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-  c.div8 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   return c;
 }
 
-// Byte offsets (0..127) of chunk c's 64 inputs from its first input.
+// Byte offsets (0..127) of chunk c's 64 inputs from its first input, in value
+// byte order. Reads exactly the chunk's 8*b index bytes (b = 3: 24 of the 32
+// loaded; the index plane's 8 padding bytes keep the load inside the tensor).
 inline __m512i offsets(const Consts& k, const uint8_t* idx_row, uint32_t c, uint32_t bits) {
-  const __mmask64 m = bits >= 8 ? ~__mmask64(0) : (__mmask64(1) << (8 * bits)) - 1;
-  const __m512i raw = _mm512_maskz_loadu_epi8(m, idx_row + uint64_t(c) * 8 * bits);
-  const __m512i q = _mm512_permutexvar_epi8(k.perm_sel, raw);
-  const __m512i idx = _mm512_and_si512(_mm512_multishift_epi64_epi8(k.shift_ctl, q), k.idx_mask);
-  return _mm512_add_epi8(idx, k.group_off);
-}
-
-// Two consecutive fp16 values as floats in lanes 0 and 1.
-inline __m128 half_pair(const uint16_t* h) {
-  uint32_t v;
-  std::memcpy(&v, h, 4);
-  return _mm_cvtph_ps(_mm_cvtsi32_si128(int32_t(v)));
-}
-
-// Q4 codes of kept values k0..k0+63 (two 32-blocks) as 64 bytes in kept order.
-inline __m512i q4_codes(const uint8_t* blk) {
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));
-  const __m512i z = _mm512_castsi256_si512(v);
-  const __m512i d = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0));  // b0-15, b0-15, b16-31, b16-31
-  const __m512i hi = _mm512_srli_epi16(d, 4);
-  const __m512i mixed = _mm512_mask_blend_epi64(__mmask8(0xCC), d, hi);  // high nibbles in 128-lanes 1 and 3
-  return _mm512_and_si512(mixed, _mm512_set1_epi8(15));
-}
-
-template <int NT, ValueKind VF>
-void rows_tile(const Plan& p, const Consts& k, const Activations& a, uint32_t t0, float* y, size_t ldy, uint32_t r0,
-               uint32_t r1) {
-  const uint32_t chunks = p.L.kept_full / 64, bits = p.L.bits;
-  const uint32_t act_groups = (p.cols + 31) / 32;
-  const int8_t* aq[NT];
-  const float* as[NT];
-  const float* xs[NT];
-  for (int t = 0; t < NT; ++t) {
-    aq[t] = a.q8 + size_t(t0 + t) * a.ldq;
-    as[t] = a.q8_scales + size_t(t0 + t) * act_groups;
-    xs[t] = a.x + size_t(t0 + t) * a.ldx;
+  const uint8_t* p = idx_row + uint64_t(c) * 8 * bits;
+  __m512i raw;
+  if (bits == 1) {
+    raw = _mm512_zextsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  } else if (bits == 2) {
+    raw = _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  } else {
+    raw = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
+  const __m512i q = _mm512_permutexvar_epi8(k.perm_sel, raw);
+  // (field & mask) | group offset: the offset's low b bits are zero.
+  return _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(k.shift_ctl, q), k.idx_mask, k.group_off, 0xEA);
+}
+
+// Q4 codes of 64 kept values (two 16-byte blocks) in value byte order.
+inline __m512i q4_codes(const uint8_t* blk) {
+  const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+  const __m512i both = _mm512_mask_srli_epi16(v, __mmask32(0xFFFF0000u), v, 4);  // high nibbles in the top half
+  return _mm512_and_si512(both, _mm512_set1_epi8(15));
+}
+
+// Per stripe: lane -> value group (relative to the 16 scales loaded per 8
+// chunks), and per token lane -> activation scale.
+struct Tables {
+  alignas(64) int32_t group[kStripeChunks][16];
+  uint32_t base[kStripeChunks / 8];  // first group loaded for chunks 8i .. 8i+7
+  bool full;                         // >= 16 groups per row: full 16-half loads
+  alignas(64) float xs[kTile][kStripeChunks][16];
+};
+
+struct Stripe {
+  uint32_t c0, n;  // first chunk, chunks
+  uint32_t vgroup, ng;  // kept values per value group, value groups per row
+};
+
+// Per call, vector code only: a per-lane division by the group size would
+// otherwise cost as much as the rows of a small chunk. Power-of-two groups
+// shift; others divide in float (kept indices are < 2^18, so the truncated
+// quotient is exact).
+void make_tables(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, const Stripe& s, Tables* T) {
+  const uint32_t act_groups = (p.cols + 31) / 32;
+  alignas(64) int32_t lane_kept[16], lane_group[16];
+  for (uint32_t l = 0; l < 16; ++l) {
+    lane_kept[l] = int32_t(kept_of_byte(p.vf, 4 * l));  // a lane's 4 kept values share all scales
+    lane_group[l] = lane_kept[l] / 16;                  // activation group: kept / 16 for every N:2N pattern
+  }
+  const __m512i lk = _mm512_load_si512(lane_kept), lane_act = _mm512_load_si512(lane_group);
+  const __m512 vg = _mm512_set1_ps(float(s.vgroup));
+  const bool pow2 = (s.vgroup & (s.vgroup - 1)) == 0;
+  const __m128i vshift = _mm_cvtsi32_si128(int(__builtin_ctz(s.vgroup)));
+  T->full = s.ng >= 16;
+  for (uint32_t i = 0; i < s.n; ++i) {
+    const uint32_t c = s.c0 + i;
+    if (i % 8 == 0) {
+      const uint32_t first = c * 64 / s.vgroup;
+      T->base[i / 8] = !T->full ? 0 : first < s.ng - 16 ? first : s.ng - 16;
+    }
+    const __m512i k = _mm512_add_epi32(lk, _mm512_set1_epi32(int32_t(c * 64)));
+    const __m512i g = pow2 ? _mm512_srl_epi32(k, vshift) : _mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(k), vg));
+    _mm512_store_si512(T->group[i], _mm512_sub_epi32(g, _mm512_set1_epi32(int32_t(T->base[i / 8]))));
+    for (uint32_t t = 0; t < nt; ++t) {
+      const __m128 xs4 = _mm_loadu_ps(a.q8_scales + size_t(t0 + t) * act_groups + 4 * c);
+      _mm512_store_ps(T->xs[t][i], _mm512_permutexvar_ps(lane_act, _mm512_castps128_ps512(xs4)));
+    }
+  }
+}
+
+inline __m512 load_scales(const uint16_t* h, bool full, uint32_t avail) {
+  if (full) return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h)));
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(avail), h));
+}
+
+// Chunk c (table row i) of one row for NT tokens, added into acc.
+template <int NT, ValueKind VF>
+inline void chunk(const Consts& k, const int8_t* const* aq, const Tables& T, uint32_t i, uint32_t c, __m512i off,
+                  const uint8_t* vrow, __m512 wd, __m512 wm, __m512* acc) {
   const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  (void)k;
+  if (VF == ValueKind::Q8) {
+    const __m512i wv = _mm512_xor_si512(_mm512_loadu_si512(vrow + uint64_t(c) * 64), flip);  // w + 128
+    for (int t = 0; t < NT; ++t) {
+      const int8_t* x = aq[t] + uint64_t(c) * 128;
+      const __m512i xa = _mm512_permutex2var_epi8(_mm512_loadu_si512(x), off, _mm512_loadu_si512(x + 64));
+      const __m512i sa = _mm512_dpbusd_epi32(zero, flip, xa);  // 128 * sum of the picked inputs per lane
+      const __m512i sq = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, wv, xa), sa);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sq), _mm512_mul_ps(wd, _mm512_load_ps(T.xs[t][i])), acc[t]);
+    }
+  } else {
+    const __m512i wv = q4_codes(vrow + uint64_t(c) * 32);
+    for (int t = 0; t < NT; ++t) {
+      const int8_t* x = aq[t] + uint64_t(c) * 128;
+      const __m512i xa = _mm512_permutex2var_epi8(_mm512_loadu_si512(x), off, _mm512_loadu_si512(x + 64));
+      const __m512 sa = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, ones, xa));
+      const __m512 sq = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, wv, xa));
+      const __m512 part = _mm512_fmadd_ps(sa, wm, _mm512_mul_ps(sq, wd));
+      acc[t] = _mm512_fmadd_ps(part, _mm512_load_ps(T.xs[t][i]), acc[t]);
+    }
+  }
+}
+
+// B: index bits known at compile time (2 for 2:4, the pattern that matters
+// most; 0: read from the plan).
+template <int NT, ValueKind VF, int B>
+void rows(const Plan& p, const Consts& k, const Activations& a, uint32_t t0, const Stripe& s, const Tables& T,
+          float* y, size_t ldy, uint32_t r0, uint32_t r1) {
+  const uint32_t bits = B ? uint32_t(B) : p.L.bits;
+  const int8_t* aq[NT];
+  for (int t = 0; t < NT; ++t) aq[t] = a.q8 + size_t(t0 + t) * a.ldq;
   for (uint32_t r = r0; r < r1; ++r) {
     const uint8_t* idx_row = p.index_row(r);
     const uint8_t* vrow = p.value_row(r);
     const uint16_t* srow = VF == ValueKind::Q8 ? p.q8_scales(r) : p.q4_scales(r);
-    __m512 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-    for (uint32_t c = 0; c < chunks; ++c) {
-      const uint32_t k0 = c * 64, base = c * 128;
-      const __m512i off = offsets(k, idx_row, c, bits);
-      __m512i wv;
-      __m512 wd, wm = _mm512_setzero_ps();
-      if (VF == ValueKind::Q8) {
-        wv = _mm512_xor_si512(_mm512_loadu_si512(vrow + k0), _mm512_set1_epi8(char(0x80)));  // w + 128, unsigned
-        wd = _mm512_permutexvar_ps(k.div8, _mm512_castps128_ps512(half_pair(srow + k0 / 32)));
-      } else {
-        wv = q4_codes(vrow + (k0 / 32) * 16);
-        const uint32_t g0 = k0 / p.LB.group, gpr = p.LB.groups_per_row;
-        if ((k0 + 32) / p.LB.group != g0) {  // the chunk's halves are in groups g0 and g0 + 1
-          wd = _mm512_permutexvar_ps(k.div8, _mm512_castps128_ps512(half_pair(srow + g0)));
-          wm = _mm512_permutexvar_ps(k.div8, _mm512_castps128_ps512(half_pair(srow + gpr + g0)));
-        } else {  // one group covers the chunk
-          wd = _mm512_set1_ps(_cvtsh_ss(srow[g0]));
-          wm = _mm512_set1_ps(_cvtsh_ss(srow[gpr + g0]));
-        }
+    const uint16_t* mrow = srow + s.ng;  // Q4 only: m[groups] after d[groups]
+    __m512 acc[NT], acc2[NT];  // even and odd chunks: two FMA chains
+    for (int t = 0; t < NT; ++t) acc[t] = acc2[t] = _mm512_setzero_ps();
+    __m512 d16 = _mm512_setzero_ps(), m16 = _mm512_setzero_ps();
+    for (uint32_t i = 0; i < s.n; i += 2) {
+      if (i % 8 == 0) {
+        const uint32_t base = T.base[i / 8];
+        d16 = load_scales(srow + base, T.full, s.ng - base);
+        if (VF == ValueKind::Q4) m16 = load_scales(mrow + base, T.full, s.ng - base);
       }
-      for (int t = 0; t < NT; ++t) {
-        const int8_t* x = aq[t] + base;
-        const __m512i xa = _mm512_permutex2var_epi8(_mm512_loadu_si512(x), off, _mm512_loadu_si512(x + 64));
-        const __m512 sc = _mm512_permutexvar_ps(k.div4, _mm512_castps128_ps512(_mm_loadu_ps(as[t] + base / 32)));
-        const __m512i sa = _mm512_dpbusd_epi32(zero, ones, xa);  // sum of the picked activations per dword
-        __m512i sq = _mm512_dpbusd_epi32(zero, wv, xa);
-        if (VF == ValueKind::Q8) {
-          sq = _mm512_sub_epi32(sq, _mm512_slli_epi32(sa, 7));
-          acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sq), wd), sc, acc[t]);
-        } else {
-          const __m512 part = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sa), wm, _mm512_mul_ps(_mm512_cvtepi32_ps(sq), wd));
-          acc[t] = _mm512_fmadd_ps(part, sc, acc[t]);
-        }
+      {
+        const __m512i gl = _mm512_load_si512(T.group[i]);
+        const __m512 wm = VF == ValueKind::Q4 ? _mm512_permutexvar_ps(gl, m16) : d16;
+        chunk<NT, VF>(k, aq, T, i, s.c0 + i, offsets(k, idx_row, s.c0 + i, bits), vrow,
+                      _mm512_permutexvar_ps(gl, d16), wm, acc);
+      }
+      if (i + 1 < s.n) {
+        const __m512i gl = _mm512_load_si512(T.group[i + 1]);
+        const __m512 wm = VF == ValueKind::Q4 ? _mm512_permutexvar_ps(gl, m16) : d16;
+        chunk<NT, VF>(k, aq, T, i + 1, s.c0 + i + 1, offsets(k, idx_row, s.c0 + i + 1, bits), vrow,
+                      _mm512_permutexvar_ps(gl, d16), wm, acc2);
       }
     }
     for (int t = 0; t < NT; ++t) {
-      y[size_t(t0 + t) * ldy + r] =
-          _mm512_reduce_add_ps(acc[t]) + scalar_rest(p, r, chunks * 64, xs[t]);
+      float* o = y + size_t(t0 + t) * ldy + r;
+      const float part = _mm512_reduce_add_ps(_mm512_add_ps(acc[t], acc2[t]));
+      *o = s.c0 == 0 ? part : *o + part;
     }
   }
 }
 
-template <ValueKind VF>
+template <ValueKind VF, int B>
 void run(const Plan& p, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
   const Consts k = make_consts(p);
-  uint32_t t0 = 0;
-  for (; t0 + 4 <= a.n; t0 += 4) rows_tile<4, VF>(p, k, a, t0, y, ldy, r0, r1);
-  switch (a.n - t0) {
-    case 3: rows_tile<3, VF>(p, k, a, t0, y, ldy, r0, r1); break;
-    case 2: rows_tile<2, VF>(p, k, a, t0, y, ldy, r0, r1); break;
-    case 1: rows_tile<1, VF>(p, k, a, t0, y, ldy, r0, r1); break;
-    default: break;
+  const uint32_t chunks = p.L.kept_full / 64;
+  Stripe s;
+  s.vgroup = VF == ValueKind::Q8 ? kQ8Group : p.LB.group;
+  s.ng = VF == ValueKind::Q8 ? q8_groups_per_row(p.L.kept) : p.LB.groups_per_row;
+  Tables T;
+  // Tiles of four tokens, the last < 4 one by one (fewer instantiations; each
+  // token's sums are the same either way).
+  for (uint32_t t0 = 0, nt; t0 < a.n; t0 += nt) {
+    nt = a.n - t0 >= uint32_t(kTile) ? uint32_t(kTile) : 1;
+    for (s.c0 = 0; s.c0 < chunks || s.c0 == 0; s.c0 += kStripeChunks) {
+      s.n = chunks - s.c0 < kStripeChunks ? chunks - s.c0 : kStripeChunks;
+      make_tables(p, a, t0, nt, s, &T);
+      if (nt == 1) {
+        rows<1, VF, B>(p, k, a, t0, s, T, y, ldy, r0, r1);
+      } else {
+        rows<kTile, VF, B>(p, k, a, t0, s, T, y, ldy, r0, r1);
+      }
+      if (chunks == 0) break;
+    }
+    if (chunks * 64 < p.L.kept) {  // kept values after the last full chunk, float activations
+      for (uint32_t r = r0; r < r1; ++r) {
+        for (uint32_t t = t0; t < t0 + nt; ++t) y[size_t(t) * ldy + r] += scalar_rest(p, r, chunks * 64, a.x + size_t(t) * a.ldx);
+      }
+    }
   }
 }
 
@@ -147,15 +249,16 @@ void run(const Plan& p, const Activations& a, float* y, size_t ldy, uint32_t r0,
 
 void matmul_sparse_vnni(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
   Plan p;
-  const bool half = plan_sparse(w, 16, &p) && 2 * p.L.n == p.L.m && (p.L.n & (p.L.n - 1)) == 0 && p.L.n <= 8;
+  const bool half = plan_sparse(w, 0, &p) && 2 * p.L.n == p.L.m && (p.L.n & (p.L.n - 1)) == 0 && p.L.n <= 8;
   if (!half || p.vf == ValueKind::F32 || a.q8 == nullptr) {
     matmul_sparse_avx512(w, a, y, ldy, r0, r1);
     return;
   }
+  const bool two_four = p.L.bits == 2;
   if (p.vf == ValueKind::Q8) {
-    run<ValueKind::Q8>(p, a, y, ldy, r0, r1);
+    two_four ? run<ValueKind::Q8, 2>(p, a, y, ldy, r0, r1) : run<ValueKind::Q8, 0>(p, a, y, ldy, r0, r1);
   } else {
-    run<ValueKind::Q4>(p, a, y, ldy, r0, r1);
+    two_four ? run<ValueKind::Q4, 2>(p, a, y, ldy, r0, r1) : run<ValueKind::Q4, 0>(p, a, y, ldy, r0, r1);
   }
 }
 

@@ -48,6 +48,8 @@ struct Plan {
 
 // False when the vector kernel does not handle this tensor (value formats
 // other than f32, q8, q4): the caller falls back to the scalar kernel.
+// lanes = 0: only the layout and value format (the int8 kernel of
+// sparse_vnni.cpp builds its own tables), not the float kernels' offsets.
 bool plan_sparse(const WeightView& w, uint32_t lanes, Plan* p) {
   if (!sparse_layout(w.rows, w.cols, w.params, &p->L)) return false;
   const SparseLayout& L = p->L;
@@ -67,6 +69,7 @@ bool plan_sparse(const WeightView& w, uint32_t lanes, Plan* p) {
     default:
       return false;
   }
+  if (lanes == 0) return true;
   p->chunks = L.kept_full / lanes;
   uint32_t span = 0;
   for (uint32_t rem = 0; rem < L.n; ++rem) {
