@@ -5,49 +5,9 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "tools/linalg.h"
+
 namespace stk::host {
-namespace {
-
-// In-place Cholesky A = L L^T (lower); false when A is not positive definite.
-bool cholesky(std::vector<double>& A, uint32_t n) {
-  for (uint32_t j = 0; j < n; ++j) {
-    double s = A[size_t(j) * n + j];
-    for (uint32_t k = 0; k < j; ++k) s -= A[size_t(j) * n + k] * A[size_t(j) * n + k];
-    if (s <= 0) return false;
-    const double l = std::sqrt(s);
-    A[size_t(j) * n + j] = l;
-    for (uint32_t i = j + 1; i < n; ++i) {
-      double t = A[size_t(i) * n + j];
-      for (uint32_t k = 0; k < j; ++k) t -= A[size_t(i) * n + k] * A[size_t(j) * n + k];
-      A[size_t(i) * n + j] = t / l;
-    }
-    for (uint32_t k = j + 1; k < n; ++k) A[size_t(j) * n + k] = 0.0;
-  }
-  return true;
-}
-
-// Inverse of a symmetric positive definite matrix from its Cholesky factor.
-std::vector<double> spd_inverse(std::vector<double> A, uint32_t n) {
-  if (!cholesky(A, n)) throw std::runtime_error("gptq: Hessian not positive definite");
-  // Solve L Y = I, then L^T X = Y, column by column.
-  std::vector<double> inv(size_t(n) * n, 0.0), y(n);
-  for (uint32_t c = 0; c < n; ++c) {
-    for (uint32_t i = 0; i < n; ++i) {
-      double s = i == c ? 1.0 : 0.0;
-      for (uint32_t k = 0; k < i; ++k) s -= A[size_t(i) * n + k] * y[k];
-      y[i] = s / A[size_t(i) * n + i];
-    }
-    for (uint32_t i = n; i-- > 0;) {
-      double s = y[i];
-      for (uint32_t k = i + 1; k < n; ++k) s -= A[size_t(k) * n + i] * inv[size_t(k) * n + c];
-      inv[size_t(i) * n + c] = s / A[size_t(i) * n + i];
-    }
-  }
-  return inv;
-}
-
-}  // namespace
-
 LowbitTensor gptq_quantize(const float* w, uint32_t rows, uint32_t cols, FormatSpec spec, const std::vector<double>& H,
                            const GptqOptions& opt) {
   if (H.size() != size_t(cols) * cols) throw std::invalid_argument("gptq: Hessian shape does not match the weights");
@@ -82,9 +42,8 @@ LowbitTensor gptq_quantize(const float* w, uint32_t rows, uint32_t cols, FormatS
     for (uint32_t j = 0; j < cols; ++j) P[size_t(i) * cols + j] = Hd[size_t(perm[i]) * cols + perm[j]];
   for (uint32_t i = 0; i < cols; ++i) P[size_t(i) * cols + i] += opt.damp * mean_diag;
   // U upper with H^-1 = U^T U: the transpose of the Cholesky factor of H^-1.
-  std::vector<double> Hinv = spd_inverse(P, cols);
-  if (!cholesky(Hinv, cols)) throw std::runtime_error("gptq: inverse Hessian not positive definite");
-  auto U = [&](uint32_t i, uint32_t j) { return Hinv[size_t(j) * cols + i]; };  // U(i,j) = L(j,i)
+  const std::vector<double> Hinv = inverse_cholesky_upper(P, cols, "gptq");
+  auto U = [&](uint32_t i, uint32_t j) { return Hinv[size_t(i) * cols + j]; };
 
   const uint32_t G = t.groups_per_row();
   const bool ternary = lowbitk_base(spec.format) == WeightFormat::T2;

@@ -14,6 +14,7 @@
 #include "runtime/sparse.h"
 #include "runtime/weights.h"
 #include "c_api/stackrt_internal.h"
+#include "tools/linalg.h"
 #include "tools/memory_model.h"
 #include "tools/quantize.h"
 #include "tools/story_ppl.h"
@@ -71,50 +72,6 @@ void check_hessian(const std::vector<double>& H, uint32_t cols) {
   if (H.size() != size_t(cols) * cols) throw std::invalid_argument("prune: Hessian shape does not match the weights");
 }
 
-// Lower Cholesky factor in place; false when not positive definite.
-bool cholesky_lower(std::vector<double>& A, uint32_t n) {
-  for (uint32_t j = 0; j < n; ++j) {
-    double s = A[size_t(j) * n + j];
-    for (uint32_t k = 0; k < j; ++k) s -= A[size_t(j) * n + k] * A[size_t(j) * n + k];
-    if (!(s > 0)) return false;
-    const double l = std::sqrt(s);
-    A[size_t(j) * n + j] = l;
-    for (uint32_t i = j + 1; i < n; ++i) {
-      double t = A[size_t(i) * n + j];
-      for (uint32_t k = 0; k < j; ++k) t -= A[size_t(i) * n + k] * A[size_t(j) * n + k];
-      A[size_t(i) * n + j] = t / l;
-    }
-    for (uint32_t k = j + 1; k < n; ++k) A[size_t(j) * n + k] = 0.0;
-  }
-  return true;
-}
-
-// Upper U with H^-1 = U^T U (SparseGPT's Hinv), row-major.
-std::vector<double> inverse_cholesky_upper(std::vector<double> H, uint32_t n) {
-  if (!cholesky_lower(H, n)) throw std::runtime_error("sparsegpt: Hessian not positive definite");
-  // H^-1 = L^-T L^-1: invert L (lower), then form the product.
-  std::vector<double> Li(size_t(n) * n, 0.0);
-  for (uint32_t c = 0; c < n; ++c) {
-    for (uint32_t i = c; i < n; ++i) {
-      double s = i == c ? 1.0 : 0.0;
-      for (uint32_t k = c; k < i; ++k) s -= H[size_t(i) * n + k] * Li[size_t(k) * n + c];
-      Li[size_t(i) * n + c] = s / H[size_t(i) * n + i];
-    }
-  }
-  std::vector<double> inv(size_t(n) * n, 0.0);
-  for (uint32_t i = 0; i < n; ++i)
-    for (uint32_t j = 0; j <= i; ++j) {
-      double s = 0;
-      for (uint32_t k = i; k < n; ++k) s += Li[size_t(k) * n + i] * Li[size_t(k) * n + j];
-      inv[size_t(i) * n + j] = inv[size_t(j) * n + i] = s;
-    }
-  if (!cholesky_lower(inv, n)) throw std::runtime_error("sparsegpt: inverse Hessian not positive definite");
-  std::vector<double> U(size_t(n) * n, 0.0);  // U = L^T
-  for (uint32_t i = 0; i < n; ++i)
-    for (uint32_t j = i; j < n; ++j) U[size_t(i) * n + j] = inv[size_t(j) * n + i];
-  return U;
-}
-
 }  // namespace
 
 std::vector<uint8_t> nm_mask(const float* score, uint32_t rows, uint32_t cols, SparsityPattern p) {
@@ -164,7 +121,7 @@ std::vector<uint8_t> prune_sparsegpt(std::vector<float>& w, uint32_t rows, uint3
   }
   mean_diag /= cols;
   for (uint32_t c = 0; c < cols; ++c) Hd[size_t(c) * cols + c] += opt.damp * mean_diag;
-  const std::vector<double> U = inverse_cholesky_upper(std::move(Hd), cols);
+  const std::vector<double> U = inverse_cholesky_upper(Hd, cols, "sparsegpt");
   auto u = [&](uint32_t i, uint32_t j) { return U[size_t(i) * cols + j]; };
 
   std::vector<uint8_t> mask(size_t(rows) * cols, 1);
