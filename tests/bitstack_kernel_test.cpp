@@ -111,6 +111,66 @@ TEST(BitStackDecompose, ResidualShrinksAndBlocksSumToTheWeights) {
   EXPECT_LT(blocks.back().residual_after, 0.01 * blocks[0].residual_before);
 }
 
+// Second moments of inputs with strongly correlated channels (x = A z, z
+// white): the case where fitting the output differs most from fitting the
+// weights.
+std::vector<double> correlated_hessian(uint32_t cols, uint32_t seed) {
+  std::vector<double> A = random_matrix(cols, cols / 2, seed), H(size_t(cols) * cols, 0.0);
+  for (uint32_t i = 0; i < cols; ++i)
+    for (uint32_t j = 0; j < cols; ++j) {
+      double s = i == j ? 0.05 : 0.0;  // a little white noise keeps H definite
+      for (uint32_t k = 0; k < cols / 2; ++k) s += A[size_t(i) * (cols / 2) + k] * A[size_t(j) * (cols / 2) + k];
+      H[size_t(i) * cols + j] = s;
+    }
+  return H;
+}
+
+// sum_r e_r H e_r^T of e = w - (sum of the first `n` blocks), from the dense blocks.
+double output_error(const std::vector<float>& w, const std::vector<BitStackBlock>& blocks, size_t n, uint32_t rows,
+                    uint32_t cols, const std::vector<double>& H) {
+  std::vector<float> sum(w.size(), 0.0f);
+  for (size_t b = 0; b < n; ++b) bitstack_block_accumulate(blocks[b], rows, cols, sum.data());
+  double total = 0;
+  for (uint32_t r = 0; r < rows; ++r)
+    for (uint32_t i = 0; i < cols; ++i)
+      for (uint32_t j = 0; j < cols; ++j)
+        total += (double(w[size_t(r) * cols + i]) - sum[size_t(r) * cols + i]) * H[size_t(i) * cols + j] *
+                 (double(w[size_t(r) * cols + j]) - sum[size_t(r) * cols + j]);
+  return total;
+}
+
+TEST(BitStackDecompose, OutputFitLowersTheOutputErrorOfEveryPrefix) {
+  const uint32_t rows = 40, cols = 48, iters = 6;
+  std::vector<double> a = random_matrix(rows, cols, 11);
+  const std::vector<float> w(a.begin(), a.end());
+  const std::vector<double> H = correlated_hessian(cols, 12);
+  std::vector<double> diag(cols);
+  for (uint32_t j = 0; j < cols; ++j) diag[j] = H[size_t(j) * cols + j];
+  const auto by_weights = bitstack_decompose(w.data(), rows, cols, iters, 1, diag.data());
+  BitStackHessian greedy;
+  greedy.h = H.data();
+  greedy.lookahead = false;
+  const auto by_output = bitstack_decompose(w.data(), rows, cols, iters, 1, nullptr, &greedy);
+  BitStackHessian ahead = greedy;
+  ahead.lookahead = true;
+  const auto looking = bitstack_decompose(w.data(), rows, cols, iters, 1, nullptr, &ahead);
+  ASSERT_EQ(by_output.size(), iters);
+  ASSERT_EQ(looking.size(), iters);
+  double log_greedy = 0, log_ahead = 0;
+  for (size_t n = 1; n <= iters; ++n) {
+    const double ew = output_error(w, by_weights, n, rows, cols, H);
+    const double eo = output_error(w, by_output, n, rows, cols, H);
+    const double el = output_error(w, looking, n, rows, cols, H);
+    // The reported residuals are the output error (fp16 factors included).
+    EXPECT_NEAR(by_output[n - 1].residual_after, eo, 1e-6 * by_output[0].residual_before) << n;
+    EXPECT_NEAR(looking[n - 1].residual_after, el, 1e-6 * looking[0].residual_before) << n;
+    EXPECT_LT(eo, 0.9 * ew) << "prefix " << n << ": fitted to the output, against fitted to the weights";
+    if (n >= 3) log_greedy += std::log(eo), log_ahead += std::log(el);
+    if (n == 1) EXPECT_LT(el, 1.1 * eo) << "look-ahead gives up little on the first block";
+  }
+  EXPECT_LT(log_ahead, log_greedy) << "look-ahead lowers the error of the deeper prefixes";
+}
+
 TEST(BitStackDecompose, DefaultRankRule) {
   EXPECT_EQ(bitstack_default_rank(64, 64), 1u);
   EXPECT_EQ(bitstack_default_rank(768, 768), 3u);

@@ -7,6 +7,7 @@
 
 #include "runtime/bitstack_format.h"
 #include "runtime/half.h"
+#include "tools/linalg.h"
 #include "tools/svd.h"
 
 namespace stk::host {
@@ -16,11 +17,298 @@ uint32_t bitstack_default_rank(uint32_t rows, uint32_t cols) {
   return uint32_t(std::clamp<uint64_t>(r, 1, 16));
 }
 
+namespace {
+
+// One block being fitted: signs (+1/-1 per weight) and factors in double.
+struct Fit {
+  std::vector<int8_t> s;     // [rows][cols]
+  std::vector<double> u, v;  // [rank][rows], [rank][cols]
+};
+
+// Output-error fitting of one block (BitStackHessian).
+class HessianFitter {
+ public:
+  HessianFitter(const BitStackHessian& o, uint32_t rows, uint32_t cols, uint32_t rank)
+      : rows_(rows), cols_(cols), rank_(rank), rounds_(o.rounds), lookahead_(o.lookahead),
+        H_(o.h, o.h + size_t(cols) * cols) {
+    double mean = 0;
+    for (uint32_t j = 0; j < cols; ++j) mean += H_[size_t(j) * cols + j];
+    mean = mean > 0 ? mean / cols : 1.0;
+    std::vector<double> damped = H_;
+    for (uint32_t j = 0; j < cols; ++j) {
+      double& d = damped[size_t(j) * cols + j];
+      d = d > 0 ? d + o.damp * mean : mean;  // a column never activated still needs a pivot
+    }
+    perm_.resize(cols);
+    for (uint32_t j = 0; j < cols; ++j) perm_[j] = j;
+    std::stable_sort(perm_.begin(), perm_.end(),
+                     [&](uint32_t a, uint32_t b) { return H_[size_t(a) * cols + a] > H_[size_t(b) * cols + b]; });
+    std::vector<double> P(size_t(cols) * cols);
+    for (uint32_t i = 0; i < cols; ++i)
+      for (uint32_t j = 0; j < cols; ++j) P[size_t(i) * cols + j] = damped[size_t(perm_[i]) * cols + perm_[j]];
+    Uinv_ = inverse_cholesky_upper(P, cols, "bitstack");
+  }
+
+  // sum_r E_r H E_r^T
+  double error(const std::vector<double>& E) const {
+    double total = 0;
+    for (uint32_t r = 0; r < rows_; ++r) total += quad(&E[size_t(r) * cols_]);
+    return total;
+  }
+
+  // The block for residual R (steps 1-4 of BitStackHessian); `seed` makes
+  // the SVD deterministic.
+  Fit fit_block(const std::vector<double>& R, uint64_t seed) const {
+    Fit f = initial(R, seed);
+    refine(R, &f);
+    if (!lookahead_) return f;
+    // Golden-section search for the scale g in [1, 2] on the two-prefix objective.
+    std::vector<double> next(R.size());
+    auto objective = [&](double g) {
+      double e_now = 0;
+      for (size_t i = 0; i < R.size(); ++i) next[i] = R[i] - g * f.s[i] * magnitude(f, uint32_t(i / cols_), uint32_t(i % cols_));
+      e_now = error(next);
+      Fit n = initial(next, seed + 1000);
+      refine(next, &n);
+      return std::log(std::max(e_now, 1e-300)) + std::log(std::max(block_error(next, n), 1e-300));
+    };
+    const double phi = 0.6180339887498949;
+    double a = 1.0, b = 2.0, x1 = b - phi * (b - a), x2 = a + phi * (b - a);
+    double f1 = objective(x1), f2 = objective(x2), best_g = 1.0, best = objective(1.0);
+    for (int it = 0; it < 8; ++it) {
+      if (f1 < f2) {
+        b = x2, x2 = x1, f2 = f1, x1 = b - phi * (b - a), f1 = objective(x1);
+      } else {
+        a = x1, x1 = x2, f1 = f2, x2 = a + phi * (b - a), f2 = objective(x2);
+      }
+    }
+    if (f1 < best) best = f1, best_g = x1;
+    if (f2 < best) best = f2, best_g = x2;
+    for (double& u : f.u) u *= best_g;
+    return f;
+  }
+
+  // Signs of R and the rank-K SVD of |R|.
+  Fit initial(const std::vector<double>& R, uint64_t seed) const {
+    Fit f;
+    const size_t nw = R.size();
+    std::vector<double> mag(nw);
+    f.s.resize(nw);
+    for (size_t i = 0; i < nw; ++i) mag[i] = std::fabs(R[i]), f.s[i] = R[i] >= 0 ? 1 : -1;
+    const Svd sv = svd_truncated(mag.data(), rows_, cols_, rank_, 4, seed);
+    f.u.resize(size_t(rank_) * rows_);
+    f.v.resize(size_t(rank_) * cols_);
+    for (uint32_t k = 0; k < rank_; ++k) {
+      const double rs = std::sqrt(std::max(0.0, sv.s[k]));
+      for (uint32_t i = 0; i < rows_; ++i) f.u[size_t(k) * rows_ + i] = rs * sv.u[size_t(k) * rows_ + i];
+      for (uint32_t j = 0; j < cols_; ++j) f.v[size_t(k) * cols_ + j] = rs * sv.v[size_t(k) * cols_ + j];
+    }
+    return f;
+  }
+
+  // Improves f (initialised with signs and factors) for residual R.
+  void refine(const std::vector<double>& R, Fit* f) const {
+    Fit best = *f;
+    double best_err = block_error(R, *f);
+    for (uint32_t round = 0; round < rounds_; ++round) {
+      choose_signs(R, f);
+      refit_u(R, f);
+      if (uint64_t(rank_) * cols_ <= kMaxJointV) refit_v(R, f);
+      refit_u(R, f);
+      const double e = block_error(R, *f);
+      if (!(e < best_err)) break;
+      best_err = e;
+      best = *f;
+    }
+    *f = best;
+  }
+
+ private:
+  // The V step solves one (rank*cols)^2 system; wider layers keep the SVD's V.
+  static constexpr uint64_t kMaxJointV = 1024;
+
+  double quad(const double* e) const {
+    double total = 0;
+    for (uint32_t i = 0; i < cols_; ++i) {
+      if (e[i] == 0) continue;
+      const double* h = &H_[size_t(i) * cols_];
+      double s = 0;
+      for (uint32_t j = 0; j < cols_; ++j) s += h[j] * e[j];
+      total += e[i] * s;
+    }
+    return total;
+  }
+
+  double magnitude(const Fit& f, uint32_t r, uint32_t c) const {
+    double m = 0;
+    for (uint32_t k = 0; k < rank_; ++k) m += f.u[size_t(k) * rows_ + r] * f.v[size_t(k) * cols_ + c];
+    return m;
+  }
+
+  double block_error(const std::vector<double>& R, const Fit& f) const {
+    std::vector<double> e(cols_);
+    double total = 0;
+    for (uint32_t r = 0; r < rows_; ++r) {
+      for (uint32_t c = 0; c < cols_; ++c) e[c] = R[size_t(r) * cols_ + c] - f.s[size_t(r) * cols_ + c] * magnitude(f, r, c);
+      total += quad(e.data());
+    }
+    return total;
+  }
+
+  // GPTQ over the columns in perm_ order: each sign is the one that brings
+  // the magnitude closest to the compensated residual, whose error is then
+  // spread over the columns not yet decided.
+  void choose_signs(const std::vector<double>& R, Fit* f) const {
+    std::vector<double> W = R, err(rows_);
+    for (uint32_t i = 0; i < cols_; ++i) {
+      const uint32_t c = perm_[i];
+      const double uii = Uinv_[size_t(i) * cols_ + i];
+      for (uint32_t r = 0; r < rows_; ++r) {
+        const double m = magnitude(*f, r, c), x = W[size_t(r) * cols_ + c];
+        const int8_t sg = x * m >= 0 ? 1 : -1;
+        f->s[size_t(r) * cols_ + c] = sg;
+        err[r] = (x - sg * m) / uii;
+      }
+      for (uint32_t j = i + 1; j < cols_; ++j) {
+        const double uij = Uinv_[size_t(i) * cols_ + j];
+        const uint32_t cj = perm_[j];
+        for (uint32_t r = 0; r < rows_; ++r) W[size_t(r) * cols_ + cj] -= err[r] * uij;
+      }
+    }
+  }
+
+  // Per row, U[.][r] minimising (R_r - A u)^T H (R_r - A u), A = diag(S_r) V^T.
+  void refit_u(const std::vector<double>& R, Fit* f) const {
+    const uint32_t K = rank_;
+    std::vector<double> A(size_t(K) * cols_), HA(size_t(K) * cols_), G(size_t(K) * K), b(K);
+    for (uint32_t r = 0; r < rows_; ++r) {
+      for (uint32_t k = 0; k < K; ++k)
+        for (uint32_t c = 0; c < cols_; ++c)
+          A[size_t(k) * cols_ + c] = f->s[size_t(r) * cols_ + c] * f->v[size_t(k) * cols_ + c];
+      for (uint32_t k = 0; k < K; ++k) {
+        for (uint32_t i = 0; i < cols_; ++i) {
+          const double* h = &H_[size_t(i) * cols_];
+          double s = 0;
+          for (uint32_t j = 0; j < cols_; ++j) s += h[j] * A[size_t(k) * cols_ + j];
+          HA[size_t(k) * cols_ + i] = s;
+        }
+      }
+      const double* Rr = &R[size_t(r) * cols_];
+      for (uint32_t k = 0; k < K; ++k) {
+        double s = 0;
+        for (uint32_t c = 0; c < cols_; ++c) s += HA[size_t(k) * cols_ + c] * Rr[c];
+        b[k] = s;
+        for (uint32_t l = 0; l < K; ++l) {
+          double g = 0;
+          for (uint32_t c = 0; c < cols_; ++c) g += A[size_t(l) * cols_ + c] * HA[size_t(k) * cols_ + c];
+          G[size_t(k) * K + l] = g;
+        }
+      }
+      if (!spd_solve(G, K, b)) continue;  // a degenerate row keeps its factors
+      for (uint32_t k = 0; k < K; ++k) f->u[size_t(k) * rows_ + r] = b[k];
+    }
+  }
+
+  // All of V at once: sum_l [H ⊙ sum_r U_kr U_lr s_r s_r^T] V_l = sum_r U_kr S_r ⊙ (H R_r).
+  void refit_v(const std::vector<double>& R, Fit* f) const {
+    const uint32_t K = rank_, n = K * cols_;
+    std::vector<double> A(size_t(n) * n, 0.0), b(n, 0.0), hr(cols_);
+    for (uint32_t r = 0; r < rows_; ++r) {
+      const int8_t* sr = &f->s[size_t(r) * cols_];
+      const double* Rr = &R[size_t(r) * cols_];
+      for (uint32_t i = 0; i < cols_; ++i) {
+        const double* h = &H_[size_t(i) * cols_];
+        double s = 0;
+        for (uint32_t j = 0; j < cols_; ++j) s += h[j] * Rr[j];
+        hr[i] = s;
+      }
+      for (uint32_t k = 0; k < K; ++k) {
+        const double uk = f->u[size_t(k) * rows_ + r];
+        for (uint32_t i = 0; i < cols_; ++i) b[size_t(k) * cols_ + i] += uk * sr[i] * hr[i];
+        for (uint32_t l = 0; l < K; ++l) {
+          const double ukl = uk * f->u[size_t(l) * rows_ + r];
+          for (uint32_t i = 0; i < cols_; ++i) {
+            double* row = &A[(size_t(k) * cols_ + i) * n + size_t(l) * cols_];
+            const double* h = &H_[size_t(i) * cols_];
+            const double si = ukl * sr[i];
+            for (uint32_t j = 0; j < cols_; ++j) row[j] += si * sr[j] * h[j];
+          }
+        }
+      }
+    }
+    double mean = 0;
+    for (uint32_t i = 0; i < n; ++i) mean += A[size_t(i) * n + i];
+    mean = mean > 0 ? mean / n : 1.0;
+    for (uint32_t i = 0; i < n; ++i) A[size_t(i) * n + i] += 1e-9 * mean;  // columns never activated
+    if (!spd_solve(std::move(A), n, b)) return;
+    for (uint32_t i = 0; i < n; ++i) f->v[i] = b[i];
+  }
+
+  uint32_t rows_, cols_, rank_, rounds_;
+  bool lookahead_;
+  std::vector<double> H_;
+  std::vector<uint32_t> perm_;
+  std::vector<double> Uinv_;  // upper, H_damped^-1 = U^T U, in perm_ order
+};
+
+std::vector<BitStackBlock> bitstack_decompose_hessian(const float* w, uint32_t rows, uint32_t cols, uint32_t iters,
+                                                      uint32_t rank, const BitStackHessian& o) {
+  const size_t nw = size_t(rows) * cols;
+  const uint32_t stride = (cols + 7) / 8;
+  HessianFitter fitter(o, rows, cols, rank);
+  std::vector<double> R(w, w + nw);
+  std::vector<BitStackBlock> out;
+  double before = fitter.error(R);
+  for (uint32_t it = 0; it < iters; ++it) {
+    const Fit f = fitter.fit_block(R, 1 + it);
+    BitStackBlock b;
+    b.rank = rank;
+    b.signs.assign(size_t(rows) * stride, 0);
+    for (uint32_t r = 0; r < rows; ++r)
+      for (uint32_t c = 0; c < cols; ++c)
+        if (f.s[size_t(r) * cols + c] > 0) b.signs[size_t(r) * stride + c / 8] |= uint8_t(1u << (c % 8));
+    // fp16 factors, each pair balanced (equal norms) so neither under- or
+    // overflows; the product is unchanged.
+    b.u.resize(size_t(rank) * rows);
+    b.v.resize(size_t(rank) * cols);
+    std::vector<float> uf(size_t(rank) * rows), vf(size_t(rank) * cols);
+    for (uint32_t k = 0; k < rank; ++k) {
+      double nu = 0, nv = 0;
+      for (uint32_t i = 0; i < rows; ++i) nu += f.u[size_t(k) * rows + i] * f.u[size_t(k) * rows + i];
+      for (uint32_t j = 0; j < cols; ++j) nv += f.v[size_t(k) * cols + j] * f.v[size_t(k) * cols + j];
+      const double bal = nu > 0 && nv > 0 ? std::pow(nv / nu, 0.25) : 1.0;
+      for (uint32_t i = 0; i < rows; ++i) {
+        b.u[size_t(k) * rows + i] = float_to_half(float(f.u[size_t(k) * rows + i] * bal));
+        uf[size_t(k) * rows + i] = half_to_float(b.u[size_t(k) * rows + i]);
+      }
+      for (uint32_t j = 0; j < cols; ++j) {
+        b.v[size_t(k) * cols + j] = float_to_half(float(f.v[size_t(k) * cols + j] / bal));
+        vf[size_t(k) * cols + j] = half_to_float(b.v[size_t(k) * cols + j]);
+      }
+    }
+    for (uint32_t r = 0; r < rows; ++r) {
+      for (uint32_t c = 0; c < cols; ++c) {
+        double m = 0;
+        for (uint32_t k = 0; k < rank; ++k) m += double(uf[size_t(k) * rows + r]) * vf[size_t(k) * cols + c];
+        R[size_t(r) * cols + c] -= f.s[size_t(r) * cols + c] * m;
+      }
+    }
+    b.residual_before = before;
+    b.residual_after = before = fitter.error(R);
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<BitStackBlock> bitstack_decompose(const float* w, uint32_t rows, uint32_t cols, uint32_t iters,
-                                              uint32_t rank, const double* col_weight) {
+                                              uint32_t rank, const double* col_weight,
+                                              const BitStackHessian* hessian) {
   if (rank == 0 || rank > kBitStackMaxRank || rank > std::min(rows, cols)) {
     throw std::invalid_argument("bitstack: rank " + std::to_string(rank) + " out of range");
   }
+  if (hessian) return bitstack_decompose_hessian(w, rows, cols, iters, rank, *hessian);
   const size_t nw = size_t(rows) * cols;
   const uint32_t stride = (cols + 7) / 8;
   std::vector<double> R(w, w + nw), mag(nw);

@@ -22,13 +22,42 @@ struct BitStackBlock {
 // at least 1 and at most 16 (the paper's rank for 4096-wide layers).
 uint32_t bitstack_default_rank(uint32_t rows, uint32_t cols);
 
+// Fitting blocks to the layer's output instead of its weights: with the
+// second moments of the layer's input H = E[x x^T] ([cols][cols], in the
+// space the blocks are fitted in), a block B of residual R is chosen to
+// minimise the output error sum_r (R_r - B_r) H (R_r - B_r)^T:
+//   1. magnitude M = U^T V from the rank-`rank` SVD of |R| (as without H);
+//   2. signs column by column with error feedback (GPTQ's update with the
+//      damped H, columns in decreasing H_jj): S_rc = sign of the
+//      compensated residual times M_rc;
+//   3. U, then V, refitted by least squares in the H metric for those signs;
+//   steps 2-3 repeated `rounds` times, keeping the best block seen;
+//   4. look-ahead: the block's magnitude is scaled by the g >= 1 that
+//      minimises log E(this prefix) + log E(the next prefix), the next block
+//      fitted as in 1-3. A greedy block (g = 1) leaves a residual that sign
+//      planes fit poorly (many small values, a few large ones); a slightly
+//      larger magnitude costs little now and the following blocks remove
+//      much more (on Gaussian data, +1.4 % error after one block, -10 % after
+//      three, -15 % after four).
+// Every block is fitted to the true residual of the blocks before it, so any
+// prefix is a valid model.
+struct BitStackHessian {
+  const double* h = nullptr;  // [cols][cols]
+  uint32_t rounds = 3;
+  double damp = 0.01;         // sign selection: H + damp * mean(diag H) * I
+  bool lookahead = true;
+};
+
 // `iters` blocks of W (rows x cols, row-major): S = sign(R) (0 -> +1),
 // |R| ~ U^T V by rank-`rank` truncated SVD with U, V = sqrt(sigma) * vectors
 // rounded to fp16, block = S ⊙ (U^T V), R -= block (with the rounded factors,
 // so later blocks correct the rounding).
 // col_weight (optional, [cols]) weights column j of the reported residuals.
+// With `hessian`, blocks are fitted as BitStackHessian describes and the
+// residuals are reported in its metric (col_weight is then unused).
 std::vector<BitStackBlock> bitstack_decompose(const float* w, uint32_t rows, uint32_t cols, uint32_t iters,
-                                              uint32_t rank, const double* col_weight = nullptr);
+                                              uint32_t rank, const double* col_weight = nullptr,
+                                              const BitStackHessian* hessian = nullptr);
 
 // Adds the dense weights of `b` to out[rows*cols].
 void bitstack_block_accumulate(const BitStackBlock& b, uint32_t rows, uint32_t cols, float* out);

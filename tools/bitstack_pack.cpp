@@ -93,6 +93,7 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
   const HostConfig& c = hm.config;
   // Second moments of every linear layer's input: d[(layer, owner role)][j].
   std::map<std::pair<uint32_t, TensorRole>, std::vector<double>> moments;
+  std::map<std::pair<uint32_t, TensorRole>, std::vector<double>> hessians;  // E[x x^T], [cols][cols]
   if (!o.calib.empty()) {
     std::set<std::string> wanted;
     for (uint32_t l = 0; l < c.n_layers; ++l) {
@@ -108,6 +109,9 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
         std::vector<double> d(H.cols);
         for (uint32_t j = 0; j < H.cols; ++j) d[j] = H.h[size_t(j) * H.cols + j] / double(H.samples);
         moments[{l, r}] = std::move(d);
+        std::vector<double> full(H.h);
+        for (double& x : full) x /= double(H.samples);
+        hessians[{l, r}] = std::move(full);
       }
     }
     log("bitstack: calibrated on " + std::to_string(o.calib.size()) + " stories");
@@ -154,7 +158,11 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
       continue;
     }
     const auto key = std::make_pair(t.layer, input_owner(t.role));
-    const bool scaled = scales.count(key) != 0;
+    // wo and w2 have no norm to fold 1/s into, so their scale costs cols
+    // floats in the file; fitted to the output (which a column scale does not
+    // change for rank-1 factors: v absorbs it) they go unscaled.
+    const bool explicit_scale = t.role == TensorRole::Wo || t.role == TensorRole::W2;
+    const bool scaled = scales.count(key) != 0 && !(explicit_scale && o.output_fit && hessians.count(key));
     std::vector<double> s = scaled ? scales.at(key) : std::vector<double>(t.cols, 1.0);
     std::vector<float> w(t.data);
     for (uint32_t r = 0; r < t.rows; ++r) {
@@ -162,7 +170,6 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
     }
     Decomposed d;
     d.src = &t;
-    const bool explicit_scale = t.role == TensorRole::Wo || t.role == TensorRole::W2;
     d.in_scale.assign(t.cols, 1.0f);
     if (explicit_scale) {
       for (uint32_t j = 0; j < t.cols; ++j) d.in_scale[j] = float(1.0 / s[j]);
@@ -174,7 +181,16 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
       for (uint32_t j = 0; j < t.cols; ++j) cw[j] = dm[j] / (s[j] * s[j]);
     }
     const uint32_t rank = o.rank ? std::min({o.rank, t.rows, t.cols}) : bitstack_default_rank(t.rows, t.cols);
-    d.blocks = bitstack_decompose(w.data(), t.rows, t.cols, o.iters, rank, cw.data());
+    std::vector<double> hs;  // the input's second moments in the scaled space
+    BitStackHessian fit;
+    if (o.output_fit && hessians.count(key)) {
+      hs = hessians.at(key);
+      for (uint32_t i = 0; i < t.cols; ++i)
+        for (uint32_t j = 0; j < t.cols; ++j) hs[size_t(i) * t.cols + j] /= s[i] * s[j];
+      fit.h = hs.data();
+      fit.rounds = o.fit_rounds;
+    }
+    d.blocks = bitstack_decompose(w.data(), t.rows, t.cols, o.iters, rank, cw.data(), fit.h ? &fit : nullptr);
     for (const BitStackBlock& b : d.blocks) {
       d.gain.push_back(b.residual_before - b.residual_after);
       BitStackLayout lay{};

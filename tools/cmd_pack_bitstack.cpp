@@ -24,6 +24,12 @@ int run_pack_bitstack(const Args& a) {
   o.threads = uint32_t(a.integer("--threads", 1, 1, 16));
   if (a.has("--fixed-format")) o.fixed_format = host::parse_weight_format(a.get("--fixed-format"));
   if (a.has("--order")) o.order = a.get("--order");
+  if (a.has("--fit")) {
+    const std::string f = a.get("--fit");
+    if (f != "output" && f != "weights") throw UsageError("--fit must be output or weights");
+    o.output_fit = f == "output";
+  }
+  o.fit_rounds = uint32_t(a.integer("--fit-rounds", 3, 1, 32));
   if (o.order != "gain" && o.order != "uniform" && o.order != "measured") {
     throw UsageError("--order must be measured, gain or uniform");
   }
