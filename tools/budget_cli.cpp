@@ -8,12 +8,13 @@
 
 namespace stk::host {
 
-void report_budget(stk_session* session, uint64_t budget) {
+stk_budget_report report_budget(stk_session* session, uint64_t budget) {
   stk_budget_report r = STK_BUDGET_REPORT_INIT;
   stk_message m{};
   check(stk_session_set_budget(session, budget == 0 ? UINT64_MAX : budget, &r, &m), m);  // 0 = full
   std::fprintf(stderr, "budget %llu: %u blocks resident, weight bytes %llu\n", (unsigned long long)budget,
                r.blocks_resident, (unsigned long long)r.weight_bytes);
+  return r;
 }
 
 void print_budget_info(const stk_model* model, uint64_t budget) {

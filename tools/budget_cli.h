@@ -7,9 +7,10 @@
 
 namespace stk::host {
 
-// Sets `budget` on the session (the arena was sized for it) and prints what
-// is resident on stderr: "budget 123456: 40/80 blocks resident, weight bytes 120000".
-void report_budget(stk_session* session, uint64_t budget);
+// Sets `budget` on the session (the arena was sized for it; 0 = full) and
+// prints what is resident on stderr: "budget 123456: 40 blocks resident,
+// weight bytes 120000". Returns the runtime's report.
+stk_budget_report report_budget(stk_session* session, uint64_t budget);
 
 // `stk info` lines: min/full budget, block count, and blocks per tensor at `budget`
 // (0 = full).

@@ -23,24 +23,33 @@ int run_ppl(const Args& a) {
   cfg.max_batch = 64;
   if (a.has("--budget")) cfg.max_budget_bytes = parse_size(a.get("--budget"));
   host::SessionHandle session(model, cfg);
-  if (a.has("--budget")) host::report_budget(session.get(), cfg.max_budget_bytes);  // tools/budget_cli.h
+  // A BitStack model's weights are its fixed tensors plus the resident blocks.
+  const stk_model_info& info = model.info();
+  uint64_t weight_bytes = info.weight_bytes, block_bytes = 0;
+  stk_budget_info bi = STK_BUDGET_INFO_INIT;
+  stk_message msg{};
+  host::check(stk_model_budget_info(model.get(), &bi, &msg), msg);
+  if (a.has("--budget") || bi.n_blocks > 0) {
+    const stk_budget_report br = host::report_budget(session.get(), cfg.max_budget_bytes);  // tools/budget_cli.h
+    block_bytes = br.weight_bytes - weight_bytes;
+    weight_bytes = br.weight_bytes;
+  }
   Progress bar("scoring", stories.size());
   host::PplResult r =
       host::score_stories(model.get(), session.get(), stories, [&](size_t d, size_t) { bar.update(d); });
   bar.finish();
-  const stk_model_info& info = model.info();
   std::printf("stories %zu  predictions %llu  mean_nll %.6f  ppl %.6f\n", stories.size(),
               (unsigned long long)r.predictions, r.mean_nll(), r.ppl());
   std::fprintf(stderr, "%.1f tokens/s scored; weight bytes %llu; arena bytes %zu\n",
-               r.seconds > 0 ? double(r.predictions) / r.seconds : 0.0, (unsigned long long)info.weight_bytes,
+               r.seconds > 0 ? double(r.predictions) / r.seconds : 0.0, (unsigned long long)weight_bytes,
                session.arena_bytes());
   if (a.has("--json")) {
     std::printf(
         "{\"ppl\": %.6f, \"mean_nll\": %.6f, \"predictions\": %llu, \"stories\": %zu, \"weight_bytes\": %llu, "
         "\"arena_bytes\": %zu, \"tokens_per_s\": %.1f, \"threads\": %u, \"linear_bpw\": %.4f}\n",
         r.ppl(), r.mean_nll(), (unsigned long long)r.predictions, stories.size(),
-        (unsigned long long)info.weight_bytes, session.arena_bytes(),
-        r.seconds > 0 ? double(r.predictions) / r.seconds : 0.0, cfg.n_threads, host::model_linear_bpw(model.get()));
+        (unsigned long long)weight_bytes, session.arena_bytes(), r.seconds > 0 ? double(r.predictions) / r.seconds : 0.0,
+        cfg.n_threads, host::model_linear_bpw(model.get(), block_bytes));
   }
   return 0;
 }

@@ -10,11 +10,11 @@
 
 namespace stk::host {
 
-double model_linear_bpw(const stk_model* model) {
+double model_linear_bpw(const stk_model* model, uint64_t block_bytes) {
   stk_model_info i = STK_MODEL_INFO_INIT;
   stk_message m{};
   check(stk_model_get_info(model, &i, &m), m);
-  double bits = 0, n = 0;
+  double bits = double(block_bytes) * 8.0, n = 0;
   for (uint32_t k = 0; k < i.n_tensors; ++k) {
     stk_tensor_info t = STK_TENSOR_INFO_INIT;
     check(stk_model_tensor_info(model, k, &t, &m), m);

@@ -9,8 +9,9 @@
 namespace stk::host {
 
 // Bits per weight over all matrices (every tensor except the norm vectors),
-// scales and padding included.
-double model_linear_bpw(const stk_model* model);
+// scales and padding included; for a BitStack model, `block_bytes` are the
+// resident residual blocks (they belong to its matrices too).
+double model_linear_bpw(const stk_model* model, uint64_t block_bytes = 0);
 
 // The format of tensor `index` as --format/--layer spell it: "q8", "q4",
 // "q3g64" (low-bit formats with a group other than 32 carry a suffix).
