@@ -164,9 +164,117 @@ std::vector<uint8_t> prune_sparsegpt(std::vector<float>& w, uint32_t rows, uint3
   for (size_t k = 0; k < w.size(); ++k) w[k] = mask[k] ? float(W[k]) : 0.0f;
   if (opt.refit) {
     w = original;
+    if (opt.swaps) refine_mask_swaps(w, mask, rows, cols, p, H, opt.damp);
     refit_kept(w, mask, rows, cols, H, opt.damp);
   }
   return mask;
+}
+
+uint64_t refine_mask_swaps(const std::vector<float>& w, std::vector<uint8_t>& mask, uint32_t rows, uint32_t cols,
+                           SparsityPattern p, const std::vector<double>& H, double damp) {
+  check_hessian(H, cols);
+  double mean_diag = 0;
+  for (uint32_t c = 0; c < cols; ++c) mean_diag += H[size_t(c) * cols + c];
+  mean_diag = std::max(mean_diag / cols, 1e-12);
+  std::vector<double> Hd = H;
+  for (uint32_t c = 0; c < cols; ++c) Hd[size_t(c) * cols + c] += damp * mean_diag;
+  const std::vector<double> G = spd_inverse(Hd, cols, "sparse mask search");  // (H + damp)^-1
+  auto g = [&](uint32_t i, uint32_t j) { return G[size_t(i) * cols + j]; };
+  uint64_t swaps = 0;
+  std::vector<uint32_t> P;      // pruned columns of the row; position = index into A
+  std::vector<int32_t> pos(cols);
+  std::vector<double> A, alpha, beta, gb, wp;
+  for (uint32_t r = 0; r < rows; ++r) {
+    const float* wr = w.data() + size_t(r) * cols;
+    uint8_t* mr = mask.data() + size_t(r) * cols;
+    P.clear();
+    for (uint32_t c = 0; c < cols; ++c) {
+      pos[c] = -1;
+      if (!mr[c]) pos[c] = int32_t(P.size()), P.push_back(c);
+    }
+    const uint32_t n = uint32_t(P.size());
+    if (n == 0 || n == cols) continue;
+    // A = [(H^-1)_PP]^-1, alpha = A w_P.
+    A.assign(size_t(n) * n, 0.0);
+    for (uint32_t i = 0; i < n; ++i)
+      for (uint32_t j = 0; j < n; ++j) A[size_t(i) * n + j] = g(P[i], P[j]);
+    try {
+      A = spd_inverse(A, n, "sparse mask search");
+    } catch (const std::runtime_error&) {
+      continue;  // keep this row's mask
+    }
+    wp.resize(n);
+    alpha.assign(n, 0.0);
+    for (uint32_t i = 0; i < n; ++i) wp[i] = wr[P[i]];
+    for (uint32_t i = 0; i < n; ++i)
+      for (uint32_t j = 0; j < n; ++j) alpha[i] += A[size_t(i) * n + j] * wp[j];
+    beta.resize(n);
+    gb.resize(n);
+    for (int pass = 0; pass < 8; ++pass) {
+      uint64_t made = 0;
+      for (uint32_t c0 = 0; c0 < cols; c0 += p.m) {
+        const uint32_t len = std::min(p.m, cols - c0);
+        // Best swap in this group: add kept b to P, then remove pruned a.
+        double best = -1e-12 * mean_diag, best_s = 0, best_delta = 0;
+        int32_t best_a = -1, best_b = -1;
+        std::vector<double> best_beta;
+        for (uint32_t kb = 0; kb < len; ++kb) {
+          const uint32_t b = c0 + kb;
+          if (!mr[b]) continue;
+          for (uint32_t i = 0; i < n; ++i) gb[i] = g(P[i], b);
+          double s = g(b, b), ga = 0;
+          for (uint32_t i = 0; i < n; ++i) {
+            double t = 0;
+            for (uint32_t j = 0; j < n; ++j) t += A[size_t(i) * n + j] * gb[j];
+            beta[i] = t;
+            s -= gb[i] * t;
+            ga += gb[i] * alpha[i];
+          }
+          if (!(s > 1e-15 * g(b, b))) continue;
+          const double delta = (wr[b] - ga) / s;
+          for (uint32_t ka = 0; ka < len; ++ka) {
+            const uint32_t a = c0 + ka;
+            if (mr[a]) continue;
+            const int32_t ia = pos[a];
+            const double num = alpha[ia] - beta[ia] * delta, den = A[size_t(ia) * n + ia] + beta[ia] * beta[ia] / s;
+            const double change = delta * delta * s - num * num / den;
+            if (change < best) best = change, best_a = int32_t(a), best_b = int32_t(b), best_s = s, best_delta = delta, best_beta = beta;
+          }
+        }
+        if (best_a < 0) continue;
+        // A' over P + b (b last): [[A + beta beta^T / s, -beta / s], [-beta^T / s, 1 / s]], then drop a.
+        const uint32_t ia = uint32_t(pos[best_a]), m1 = n + 1;
+        std::vector<double> Ap(size_t(m1) * m1), alp(m1);
+        for (uint32_t i = 0; i < n; ++i) {
+          for (uint32_t j = 0; j < n; ++j) Ap[size_t(i) * m1 + j] = A[size_t(i) * n + j] + best_beta[i] * best_beta[j] / best_s;
+          Ap[size_t(i) * m1 + n] = Ap[size_t(n) * m1 + i] = -best_beta[i] / best_s;
+          alp[i] = alpha[i] - best_beta[i] * best_delta;
+        }
+        Ap[size_t(n) * m1 + n] = 1.0 / best_s;
+        alp[n] = best_delta;
+        const double paa = Ap[size_t(ia) * m1 + ia];
+        // Removing a: A'' = A'_rest - A'_{rest,a} A'_{a,rest} / A'_aa; b takes a's slot.
+        auto slot = [&](uint32_t i) { return i == ia ? n : i; };  // new position i reads old index slot(i)
+        for (uint32_t i = 0; i < n; ++i) {
+          const uint32_t oi = slot(i);
+          for (uint32_t j = 0; j < n; ++j) {
+            const uint32_t oj = slot(j);
+            A[size_t(i) * n + j] = Ap[size_t(oi) * m1 + oj] - Ap[size_t(oi) * m1 + ia] * Ap[size_t(ia) * m1 + oj] / paa;
+          }
+          alpha[i] = alp[oi] - Ap[size_t(oi) * m1 + ia] * alp[ia] / paa;
+        }
+        P[ia] = uint32_t(best_b);
+        pos[best_b] = int32_t(ia);
+        pos[best_a] = -1;
+        mr[best_a] = 1;
+        mr[best_b] = 0;
+        ++made;
+      }
+      swaps += made;
+      if (made == 0) break;
+    }
+  }
+  return swaps;
 }
 
 void refit_kept(std::vector<float>& w, const std::vector<uint8_t>& mask, uint32_t rows, uint32_t cols,
@@ -344,6 +452,81 @@ void dense_target(const std::vector<float>& xs, const std::vector<float>& xd, ui
   }
 }
 
+// Prunes each row r of w alone, minimising sum_t (a_t (v . xs_t) - y_t)^2 for
+// per-row, per-sample weights a_t and targets y_t (weighted(r, t) -> {a, y}):
+// a least-squares problem with its own Hessian H_r = sum_t a_t^2 xs xs^T, so
+// each row gets SparseGPT, mask swaps and the refit with H_r. w holds the
+// dense weights on entry and the kept weights on return.
+template <class Weighted>
+void prune_rows_weighted(const std::vector<float>& xs, std::vector<float>& w, uint32_t rows, uint32_t cols,
+                         SparsityPattern p, const SparseGptOptions& opt, const Weighted& weighted,
+                         std::vector<uint8_t>* mask) {
+  const size_t T = xs.size() / cols;
+  mask->assign(size_t(rows) * cols, 0);
+  std::vector<double> H(size_t(cols) * cols), b(cols);
+  for (uint32_t r = 0; r < rows; ++r) {
+    std::fill(H.begin(), H.end(), 0.0);
+    std::fill(b.begin(), b.end(), 0.0);
+    for (size_t t = 0; t < T; ++t) {
+      const float* x = xs.data() + t * cols;
+      const std::pair<double, double> ay = weighted(r, t);
+      const double a2 = ay.first * ay.first, ay1 = ay.first * ay.second;
+      if (a2 == 0.0) continue;
+      for (uint32_t i = 0; i < cols; ++i) {  // upper triangle; mirrored below
+        if (x[i] == 0.0f) continue;
+        const double ax = a2 * x[i];
+        double* hr = H.data() + size_t(i) * cols;
+        for (uint32_t j = i; j < cols; ++j) hr[j] += ax * x[j];
+        b[i] += ay1 * x[i];
+      }
+    }
+    for (uint32_t i = 0; i < cols; ++i)
+      for (uint32_t j = 0; j < i; ++j) H[size_t(i) * cols + j] = H[size_t(j) * cols + i];
+    // Target weights (H + damp)^-1 b, as dense_target does for one row.
+    float* wr = w.data() + size_t(r) * cols;
+    std::vector<double> A = H;
+    double mean_diag = 0;
+    for (uint32_t i = 0; i < cols; ++i) mean_diag += A[size_t(i) * cols + i];
+    mean_diag = std::max(mean_diag / cols, 1e-12);
+    for (uint32_t i = 0; i < cols; ++i) {
+      A[size_t(i) * cols + i] += opt.damp * mean_diag;
+      b[i] += opt.damp * mean_diag * wr[i];
+    }
+    std::vector<float> row(wr, wr + cols);
+    if (spd_solve(A, cols, b))
+      for (uint32_t i = 0; i < cols; ++i) row[i] = float(b[i]);
+    const std::vector<uint8_t> m = prune_sparsegpt(row, 1, cols, p, H, opt);
+    std::copy(row.begin(), row.end(), wr);
+    std::copy(m.begin(), m.end(), mask->begin() + long(size_t(r) * cols));
+  }
+}
+
+double silu(double v) { return v / (1.0 + std::exp(-v)); }
+
+// Row r's dot product with input t.
+double dot_row(const std::vector<float>& w, uint32_t r, const std::vector<float>& x, size_t t, uint32_t cols) {
+  double s = 0;
+  for (uint32_t c = 0; c < cols; ++c) s += double(w[size_t(r) * cols + c]) * x[t * cols + c];
+  return s;
+}
+
+// The SwiGLU block computes h = silu(w1 x) * (w3 x). Its up projection w3,
+// pruned after the gate w1, restores h itself given the pruned gate:
+// minimise sum_t (silu(g~_t) (v . xs_t) - h_t)^2 with g~ the pruned gate's
+// values and h the dense block's. (Weighting the gate's own error by
+// silu'(g) u, its first-order effect on h, measured no better than the plain
+// dense target: 17.81 vs 17.84 on held-out stories 64-463.)
+void prune_up(const std::vector<float>& xs, const std::vector<float>& xd, const std::vector<float>& w1p,
+              const HostTensor& w1, const HostTensor& w3, std::vector<float>& w, SparsityPattern p,
+              const SparseGptOptions& opt, std::vector<uint8_t>* mask) {
+  const uint32_t cols = w3.cols;
+  w = w3.data;
+  prune_rows_weighted(xs, w, w3.rows, cols, p, opt, [&](uint32_t r, size_t t) {
+    const double a = silu(dot_row(w1p, r, xs, t, cols));
+    return std::make_pair(a, silu(dot_row(w1.data, r, xd, t, cols)) * dot_row(w3.data, r, xd, t, cols));
+  }, mask);
+}
+
 PackedTensor packed_header(const HostTensor& t) {
   PackedTensor p;
   p.name = t.name;
@@ -404,13 +587,32 @@ PackedModel pack_sparse(const HostModel& model, std::vector<uint8_t> tokenizer_s
       if (patterns[i].sparse() && model.tensors[i].layer != kNoLayer) all.insert(model.tensors[i].name);
     dense_inputs = collect_inputs(pm, plan.calib, plan.threads, all);  // pm is still all f32 here
   }
+  // Within a layer the matrices are pruned in the order data flows through
+  // them (q/k/v, then o, then gate/up, then down), each calibrated on inputs
+  // from the model with everything before it already pruned: a matrix then
+  // also corrects (towards the dense target) the error of the ones before it.
+  // w3 comes after w1: it is fitted knowing the pruned gate (prune_up_with_gate).
+  const std::vector<std::vector<TensorRole>> stages = {{TensorRole::Wq, TensorRole::Wk, TensorRole::Wv},
+                                                      {TensorRole::Wo},
+                                                      {TensorRole::W1},
+                                                      {TensorRole::W3},
+                                                      {TensorRole::W2}};
+  std::map<uint32_t, std::vector<float>> pruned_gate;  // layer -> w1 as pruned (float values)
+  auto in_stage = [&](const HostTensor& t, size_t stage) {
+    if (t.layer == kNoLayer) return stage == 0;  // global matrices: one pass
+    const auto& roles = stages[stage];
+    return std::find(roles.begin(), roles.end(), t.role) != roles.end();
+  };
   const uint32_t L = model.config.n_layers;
-  for (uint32_t step = 0; step <= L; ++step) {
-    const uint32_t layer = step < L ? step : kNoLayer;
+  for (uint32_t step = 0; step <= L * stages.size(); ++step) {
+    const uint32_t layer = step < L * stages.size() ? step / uint32_t(stages.size()) : kNoLayer;
+    const size_t stage = layer == kNoLayer ? 0 : step % stages.size();
     std::set<std::string> wanted;
     for (size_t i = 0; i < model.tensors.size(); ++i) {
       const HostTensor& t = model.tensors[i];
-      if (is_matrix(t) && t.layer == layer && patterns[i].sparse() && needs_calibration(sp.method)) wanted.insert(t.name);
+      if (is_matrix(t) && t.layer == layer && in_stage(t, stage) && patterns[i].sparse() && needs_calibration(sp.method)) {
+        wanted.insert(t.name);
+      }
     }
     HessianMap hs;
     std::map<std::string, std::vector<float>> pruned_inputs;
@@ -421,7 +623,7 @@ PackedModel pack_sparse(const HostModel& model, std::vector<uint8_t> tokenizer_s
     }
     for (size_t i = 0; i < model.tensors.size(); ++i) {
       const HostTensor& t = model.tensors[i];
-      if (!is_matrix(t) || t.layer != layer) continue;
+      if (!is_matrix(t) || t.layer != layer || !in_stage(t, stage)) continue;
       if (!patterns[i].sparse()) {
         pm.tensors[i] = encode_dense(t, formats[i]);
         continue;
@@ -440,19 +642,25 @@ PackedModel pack_sparse(const HostModel& model, std::vector<uint8_t> tokenizer_s
         if (it == hs.end()) throw std::runtime_error("no calibration statistics for " + t.name);
         H = &it->second;
       }
-      switch (sp.method) {
-        case PruneMethod::Magnitude: mask = prune_magnitude(w.data(), t.rows, t.cols, patterns[i]); break;
-        case PruneMethod::Wanda: mask = prune_wanda(w.data(), t.rows, t.cols, patterns[i], H->h); break;
-        case PruneMethod::SparseGpt:
-          mask = prune_sparsegpt(w, t.rows, t.cols, patterns[i], H->h, sp.sparsegpt);
-          break;
+      if (pruned_inputs.count(t.name) && t.role == TensorRole::W3 && pruned_gate.count(t.layer)) {
+        prune_up(pruned_inputs.at(t.name), dense_inputs.at(t.name), pruned_gate.at(t.layer),
+                 *model.find(TensorRole::W1, t.layer), t, w, patterns[i], sp.sparsegpt, &mask);
+      } else {
+        switch (sp.method) {
+          case PruneMethod::Magnitude: mask = prune_magnitude(w.data(), t.rows, t.cols, patterns[i]); break;
+          case PruneMethod::Wanda: mask = prune_wanda(w.data(), t.rows, t.cols, patterns[i], H->h); break;
+          case PruneMethod::SparseGpt:
+            mask = prune_sparsegpt(w, t.rows, t.cols, patterns[i], H->h, sp.sparsegpt);
+            break;
+        }
       }
+      if (t.role == TensorRole::W1 && use_dense_target) pruned_gate[t.layer] = w;
       PackedTensor p = packed_header(t);
       p.format = WeightFormat::Sparse;
       p.data = encode_sparse(w.data(), mask.data(), t.rows, t.cols, patterns[i], formats[i], p.params);
       pm.tensors[i] = std::move(p);
     }
-    if (plan.log && calibrated) {
+    if (plan.log && calibrated && (layer == kNoLayer || stage + 1 == stages.size())) {
       plan.log(layer == kNoLayer ? std::string("pruned: global matrices done")
                                  : "pruned: layer " + std::to_string(layer) + " done");
     }

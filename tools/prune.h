@@ -50,11 +50,23 @@ struct SparseGptOptions {
   // Afterwards, re-solve each row's kept weights exactly for the chosen mask:
   // minimise (w - v)^T H (w - v) with v zero off the mask (H damped as above).
   bool refit = true;
+  // Before the refit, improve each row's mask by swaps inside its groups
+  // (refine_mask_swaps) until none lowers the refit's error.
+  bool swaps = true;
   // pack_sparse: fit each layer to the *dense* model's outputs, not only to
   // its own pruned inputs (min ||X_dense w - X_pruned v||), so a layer also
   // corrects the error the pruned layers before it introduced.
   bool dense_target = true;
 };
+
+// Local search over masks: per row, swap a pruned and a kept weight of one
+// group when that lowers the error of the exact refit below, (w - v)^T H (w - v)
+// minimised over v zero off the mask (H damped), which for the pruned set P is
+// w_P^T [(H^-1)_PP]^-1 w_P (the OBS error of removing P). Each candidate swap
+// is priced in O(1) after an O(|P|^2) solve per kept weight, using the
+// block-inverse update of [(H^-1)_PP]^-1. Returns the swaps made.
+uint64_t refine_mask_swaps(const std::vector<float>& w, std::vector<uint8_t>& mask, uint32_t rows, uint32_t cols,
+                           SparsityPattern p, const std::vector<double>& H, double damp);
 
 // The exact least-squares refit above, for any mask; w updated in place.
 void refit_kept(std::vector<float>& w, const std::vector<uint8_t>& mask, uint32_t rows, uint32_t cols,
