@@ -191,6 +191,21 @@ TEST(LayerRules, ParseAndApply) {
   }
 }
 
+TEST(LayerRules, DefaultBpwCandidatesAreTheNeighbouringWidths) {
+  auto names = [](double bpw) {
+    std::string s;
+    for (const auto& f : stk::host::default_bpw_candidates(bpw)) s += (s.empty() ? "" : ",") + f.name();
+    return s;
+  };
+  EXPECT_EQ(names(4.0), "q4k,q4kg32,q3k,q3kg32");  // 5.0, 4.5, 4.0, 3.5 bits
+  EXPECT_EQ(names(3.0), "q3k,q3kg32,q2k,q2kg32,t2k");  // 4.0 .. 2.5
+  EXPECT_EQ(names(5.0), "q4k,q4kg32");
+  EXPECT_EQ(names(6.0), "q8,q4k");    // nothing within the window: the nearest format on each side
+  EXPECT_EQ(names(8.0), "q8,q4k");    // q8 alone is above the target
+  EXPECT_EQ(names(9.0), "q8");
+  EXPECT_EQ(names(1.2), "t2k");       // below the whole family: its cheapest member
+}
+
 TEST(LayerRules, BpwBudgetIsMet) {
   stk::host::HostModel m = tiny_model();
   std::mt19937 rng(1);

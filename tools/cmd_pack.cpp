@@ -75,7 +75,7 @@ const Command kPackCommand = {
         {"--layer", "PATTERN=F", "format for matrices whose name (as `stk info` prints it) matches the glob; repeatable, last match wins"},
         {"--bpw", "B", "choose formats of the other matrices so the average bits per matrix weight is <= B (lowest calibration loss, greedy)"},
         {"--bpw-search", "N", "with --bpw and --calib: refine the greedy choice by N whole-model KL evaluations of mutated allocations (default 0)"},
-        {"--bpw-candidates", "LIST", "formats --bpw may choose, comma-separated (default q8,q4,q4g64,q3,q3g64,q2,q2g64,t2,t2g64; e.g. q4k,q4kg32,q3k,q3kg32 for --bpw 4)"},
+        {"--bpw-candidates", "LIST", "formats --bpw may choose, comma-separated (default: those of q8,q4k,q4kg32,q3k,q3kg32,q2k,q2kg32,t2k from 0.5 bit below B to 1 bit above, e.g. q4k,q4kg32,q3k,q3kg32 for --bpw 4)"},
         {"--calib", "TEXT", "calibrate: GPTQ (act-order, Hessian from stackrt's own activations, clip search) instead of round-to-nearest"},
         {"--calib-stories", "N", "calibrate on the first N stories of TEXT (default 64)"},
         {"--threads", "T", "threads for calibration runs (default 1)"},

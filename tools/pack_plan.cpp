@@ -76,7 +76,7 @@ void allocate_bpw(const HostModel& model, const PackPlanOptions& o, const std::v
                   std::vector<FormatSpec>* formats, const HessianMap* hessians, const PackedModel* f32,
                   const KlProbe* probe) {
   std::vector<FormatSpec> cands = o.candidates;
-  if (cands.empty()) cands = parse_format_list(kDefaultBpwCandidates);
+  if (cands.empty()) cands = default_bpw_candidates(o.bpw);
   double fixed_bits = 0, total_w = 0;
   struct Option { double bits, loss; };
   std::vector<std::vector<Option>> opts(model.tensors.size());
@@ -237,8 +237,38 @@ void allocate_bpw(const HostModel& model, const PackPlanOptions& o, const std::v
 
 }  // namespace
 
-const char* const kDefaultBpwCandidates =
-    "q8,q4,q4g64,q3,q3g64,q2,q2g64,t2,t2g64";
+const char* const kBpwFamily = "q8,q4k,q4kg32,q3k,q3kg32,q2k,q2kg32,t2k";
+
+std::vector<FormatSpec> default_bpw_candidates(double bpw) {
+  const std::vector<FormatSpec> family = parse_format_list(kBpwFamily);  // widest first
+  auto nominal = [](const FormatSpec& f) { return f.bpw(64, 64 * 16); };  // whole groups: the format's own rate
+  std::vector<FormatSpec> out;
+  bool fits = false, spends = false;  // some candidate is at or below / at or above the target
+  for (const FormatSpec& f : family) {
+    if (nominal(f) >= bpw - kBpwBelow && nominal(f) <= bpw + kBpwAbove) {
+      out.push_back(f);
+      fits |= nominal(f) <= bpw, spends |= nominal(f) >= bpw;
+    }
+  }
+  if (!spends) {  // a gap in the family (e.g. between q8 and q4k): the narrowest format above it too
+    for (size_t i = family.size(); i-- > 0;) {
+      if (nominal(family[i]) > bpw + kBpwAbove) {
+        out.insert(out.begin(), family[i]);
+        break;
+      }
+    }
+  }
+  if (!fits) {  // likewise the widest format below it
+    for (const FormatSpec& f : family) {
+      if (nominal(f) < bpw - kBpwBelow) {
+        out.push_back(f);
+        break;
+      }
+    }
+  }
+  if (out.empty()) out.push_back(family.back());  // below the whole family: its cheapest
+  return out;
+}
 
 std::vector<FormatSpec> parse_format_list(const std::string& text) {
   std::vector<FormatSpec> out;

@@ -32,13 +32,21 @@ struct PackPlanOptions {
   // With calibration: whole-model KL evaluations of the joint search that
   // refines --bpw's greedy allocation (0 = greedy only).
   uint32_t joint_evals = 0;
-  // Formats --bpw chooses from (empty: kDefaultBpwCandidates).
+  // Formats --bpw chooses from (empty: default_bpw_candidates(bpw)).
   std::vector<FormatSpec> candidates;
   std::function<void(const std::string&)> log;  // progress lines (optional)
 };
 
-// --bpw's default candidate formats (`stk pack -h` lists them).
-extern const char* const kDefaultBpwCandidates;  // comma-separated
+// --bpw's default candidates: the formats of kBpwFamily whose own rate lies
+// in [B - kBpwBelow, B + kBpwAbove]. The greedy allocation adds losses
+// measured one tensor at a time; that holds for small steps but badly
+// underestimates many tensors taken far below the average at once, so a
+// tensor may go at most half a bit below the target and up to a bit above
+// (on stories260K at 4.0 bpw: this window +15.0 %, all 17 widths +114 %,
+// docs/lowbit_formats.md).
+extern const char* const kBpwFamily;  // comma-separated
+constexpr double kBpwBelow = 0.5, kBpwAbove = 1.0;
+std::vector<FormatSpec> default_bpw_candidates(double bpw);
 // "q8,q4k,q3g64" -> specs; throws std::invalid_argument on a bad name.
 std::vector<FormatSpec> parse_format_list(const std::string& text);
 
