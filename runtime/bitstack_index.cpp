@@ -50,6 +50,17 @@ Status read_header(const Model& m, const port::MappedFile* mapping, uint64_t fil
   return Status::Ok;
 }
 
+// A kBitStackKindScaledFirst block reuses block 0's factors: it cannot be
+// block 0, must have block 0's rank (block 0 is low-rank: kind 1 needs
+// index > 0), and its scale must be finite and non-zero; reserved[1..3] = 0.
+bool scaled_first_ok(const BitStackBlockHeader& h, uint32_t index_expected, uint32_t rank0) {
+  float a;
+  std::memcpy(&a, &h.reserved[0], 4);
+  const bool finite = a == a && a - a == 0.0f;  // not NaN, not infinite
+  return h.index == index_expected && index_expected > 0 && h.rank == rank0 && finite && a != 0.0f &&
+         (h.reserved[1] | h.reserved[2] | h.reserved[3]) == 0;
+}
+
 }  // namespace
 
 Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uint64_t offset, uint64_t bytes,
@@ -84,8 +95,9 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
     }
     at += h.bytes;
   }
+  // The index, then (during validation only) each slot's block-0 rank.
   size_t need = sizeof(BitStackIndex) + sizeof(uint64_t) * (size_t(n_blocks) + 1) +
-                sizeof(BitStackBlockRef) * n_blocks + sizeof(uint32_t) * 2 * size_t(n_slots) + 64;
+                sizeof(BitStackBlockRef) * n_blocks + sizeof(uint32_t) * 3 * size_t(n_slots) + 64;
   uint8_t* mem = static_cast<uint8_t*>(port::alloc(need));
   if (mem == nullptr) return fail(msg, Status::OutOfMemory, "cannot allocate %zu bytes for the BitStack index", need);
   std::memset(mem, 0, need);
@@ -110,6 +122,7 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
   }
   Status st = Status::Ok;
   uint32_t* seen = ix->slot_file_blocks;  // blocks seen so far per slot
+  uint32_t* rank0 = ix->slot_first + n_slots;  // rank of each slot's block 0
   uint32_t firsts = 0;
   uint64_t at = 0;
   for (uint32_t b = 0; b < n_blocks && st == Status::Ok; ++b) {
@@ -132,17 +145,24 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
       if (h.rows != t.rows || h.cols != t.cols) {
         st = fail(msg, Status::BadFormat, "BitStack block %u: shape %ux%u, tensor %s is %ux%u", b, h.rows, h.cols,
                   t.name, t.rows, t.cols);
-      } else if (h.kind != kBitStackKindLowRank || h.rank == 0 || h.rank > kBitStackMaxRank) {
+      } else if ((h.kind != kBitStackKindLowRank && h.kind != kBitStackKindScaledFirst) || h.rank == 0 ||
+                 h.rank > kBitStackMaxRank) {
         st = fail(msg, Status::BadFormat, "BitStack block %u: kind %u rank %u unsupported", b, h.kind, h.rank);
-      } else if (!bitstack_layout(h.rows, h.cols, h.rank, &lay) || lay.bytes != h.bytes ||
+      } else if (!bitstack_layout_kind(h.rows, h.cols, h.rank, h.kind, &lay) || lay.bytes != h.bytes ||
                  lay.sign_row_bytes != h.sign_row_bytes || lay.u_offset != h.u_offset ||
                  lay.v_offset != h.v_offset) {
         st = fail(msg, Status::BadFormat, "BitStack block %u: layout fields disagree with its shape and rank", b);
+      } else if (h.kind == kBitStackKindScaledFirst && !scaled_first_ok(h, seen[slot], rank0[slot])) {
+        st = fail(msg, Status::BadFormat,
+                  "BitStack block %u: a scaled copy of block 0 needs index > 0, block 0's rank and a finite scale", b);
+      } else if (h.kind == kBitStackKindLowRank && (h.reserved[0] | h.reserved[1] | h.reserved[2] | h.reserved[3])) {
+        st = fail(msg, Status::BadFormat, "BitStack block %u: reserved header words are not zero", b);
       } else if (h.index != seen[slot] || seen[slot] >= t.params[0]) {
         st = fail(msg, Status::BadFormat, "BitStack block %u: index %u of tensor %s out of order (expected %u of %u)",
                   b, h.index, t.name, seen[slot], t.params[0]);
       } else {
         if (h.index == 0) {
+          rank0[slot] = h.rank;
           ++firsts;
           if (firsts == n_tensors) ix->min_blocks = b + 1;
         }

@@ -4,8 +4,10 @@
 // bytes), lowering it pops from the top; nothing else moves.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "runtime/arena.h"
+#include "runtime/bitstack_format.h"
 #include "runtime/bitstack_index.h"
 #include "runtime/model.h"
 #include "runtime/status.h"
@@ -20,6 +22,37 @@ struct BitStackTensor {
   uint32_t n_loaded;
   uint32_t rows, cols;
 };
+
+// Block b (< n_loaded) of a tensor as the kernels read it: its sign plane
+// and the fp16 factors of its magnitude, its own or, for a
+// kBitStackKindScaledFirst block, block 0's times u_scale (the block index
+// validated that block 0 is low-rank, of the same rank, and resident first).
+struct BitStackBlockView {
+  const uint8_t* signs;  // [rows][sign_row_bytes]
+  const uint8_t* U;      // fp16 [rank][rows]
+  const uint8_t* V;      // fp16 [rank][cols]
+  uint32_t rank, sign_row_bytes;
+  float u_scale;         // multiplies every U value
+};
+
+inline BitStackBlockView bitstack_block_view(const BitStackTensor& T, uint32_t b) {
+  BitStackBlockHeader h;
+  std::memcpy(&h, T.blocks[b], sizeof h);
+  BitStackBlockView v;
+  v.signs = T.blocks[b] + sizeof h;
+  v.rank = h.rank;
+  v.sign_row_bytes = h.sign_row_bytes;
+  v.u_scale = 1.0f;
+  const uint8_t* factors = T.blocks[b];
+  if (h.kind == kBitStackKindScaledFirst) {
+    std::memcpy(&v.u_scale, &h.reserved[0], 4);
+    factors = T.blocks[0];
+    std::memcpy(&h, factors, sizeof h);
+  }
+  v.U = factors + h.u_offset;
+  v.V = factors + h.v_offset;
+  return v;
+}
 
 struct BudgetReport {
   uint32_t blocks_loaded, blocks_dropped, blocks_resident;

@@ -49,6 +49,9 @@ class HessianFitter {
     Uinv_ = inverse_cholesky_upper(P, cols, "bitstack");
   }
 
+  // The output error of R minus f's block.
+  double block_error(const std::vector<double>& R, const Fit& f) const { return error_after(R, f); }
+
   // sum_r E_r H E_r^T
   double error(const std::vector<double>& E) const {
     double total = 0;
@@ -58,18 +61,20 @@ class HessianFitter {
 
   // The block for residual R (steps 1-4 of BitStackHessian); `seed` makes
   // the SVD deterministic.
-  Fit fit_block(const std::vector<double>& R, uint64_t seed) const {
-    Fit f = initial(R, seed);
-    refine(R, &f);
-    if (!lookahead_) return f;
+  // With `shape`, the magnitude is shape's times one scalar (a
+  // kBitStackKindScaledFirst block), and so is the look-ahead's next block.
+  Fit fit_block(const std::vector<double>& R, uint64_t seed, const Fit* shape = nullptr, bool ahead = true) const {
+    Fit f = shape ? scaled(R, *shape) : initial(R, seed);
+    refine(R, &f, shape != nullptr);
+    if (!lookahead_ || !ahead) return f;
     // Golden-section search for the scale g in [1, 2] on the two-prefix objective.
     std::vector<double> next(R.size());
     auto objective = [&](double g) {
       double e_now = 0;
       for (size_t i = 0; i < R.size(); ++i) next[i] = R[i] - g * f.s[i] * magnitude(f, uint32_t(i / cols_), uint32_t(i % cols_));
       e_now = error(next);
-      Fit n = initial(next, seed + 1000);
-      refine(next, &n);
+      Fit n = shape ? scaled(next, *shape) : initial(next, seed + 1000);
+      refine(next, &n, shape != nullptr);
       return std::log(std::max(e_now, 1e-300)) + std::log(std::max(block_error(next, n), 1e-300));
     };
     const double phi = 0.6180339887498949;
@@ -106,15 +111,34 @@ class HessianFitter {
     return f;
   }
 
-  // Improves f (initialised with signs and factors) for residual R.
-  void refine(const std::vector<double>& R, Fit* f) const {
+  // Signs of R and shape's factors scaled to fit |R| by least squares.
+  Fit scaled(const std::vector<double>& R, const Fit& shape) const {
+    Fit f = shape;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < R.size(); ++i) {
+      f.s[i] = R[i] >= 0 ? 1 : -1;
+      const double m = magnitude(shape, uint32_t(i / cols_), uint32_t(i % cols_));
+      num += std::fabs(R[i]) * m, den += m * m;
+    }
+    const double a = den > 0 ? num / den : 1.0;
+    for (double& u : f.u) u *= a;
+    return f;
+  }
+
+  // Improves f (initialised with signs and factors) for residual R; with
+  // scale_only the factors keep their shape and only their scale is refitted.
+  void refine(const std::vector<double>& R, Fit* f, bool scale_only = false) const {
     Fit best = *f;
     double best_err = block_error(R, *f);
     for (uint32_t round = 0; round < rounds_; ++round) {
       choose_signs(R, f);
-      refit_u(R, f);
-      if (uint64_t(rank_) * cols_ <= kMaxJointV) refit_v(R, f);
-      refit_u(R, f);
+      if (scale_only) {
+        refit_scale(R, f);
+      } else {
+        refit_u(R, f);
+        if (uint64_t(rank_) * cols_ <= kMaxJointV) refit_v(R, f);
+        refit_u(R, f);
+      }
       const double e = block_error(R, *f);
       if (!(e < best_err)) break;
       best_err = e;
@@ -145,7 +169,7 @@ class HessianFitter {
     return m;
   }
 
-  double block_error(const std::vector<double>& R, const Fit& f) const {
+  double error_after(const std::vector<double>& R, const Fit& f) const {
     std::vector<double> e(cols_);
     double total = 0;
     for (uint32_t r = 0; r < rows_; ++r) {
@@ -174,6 +198,26 @@ class HessianFitter {
         const uint32_t cj = perm_[j];
         for (uint32_t r = 0; r < rows_; ++r) W[size_t(r) * cols_ + cj] -= err[r] * uij;
       }
+    }
+  }
+
+  // The scalar a minimising the error of a * (S ⊙ M): <R, B>_H / <B, B>_H.
+  void refit_scale(const std::vector<double>& R, Fit* f) const {
+    std::vector<double> B(cols_), HB(cols_);
+    double num = 0, den = 0;
+    for (uint32_t r = 0; r < rows_; ++r) {
+      for (uint32_t c = 0; c < cols_; ++c) B[c] = f->s[size_t(r) * cols_ + c] * magnitude(*f, r, c);
+      for (uint32_t i = 0; i < cols_; ++i) {
+        const double* h = &H_[size_t(i) * cols_];
+        double t = 0;
+        for (uint32_t j = 0; j < cols_; ++j) t += h[j] * B[j];
+        HB[i] = t;
+      }
+      for (uint32_t c = 0; c < cols_; ++c) num += R[size_t(r) * cols_ + c] * HB[c], den += B[c] * HB[c];
+    }
+    if (den > 0) {
+      const double a = num / den;
+      for (double& u : f->u) u *= a;
     }
   }
 
@@ -259,32 +303,63 @@ std::vector<BitStackBlock> bitstack_decompose_hessian(const float* w, uint32_t r
   std::vector<double> R(w, w + nw);
   std::vector<BitStackBlock> out;
   double before = fitter.error(R);
+  Fit first;  // block 0 with its stored (fp16) factors
+  BitStackLayout own{}, reuse{};
+  bitstack_layout_kind(rows, cols, rank, kBitStackKindLowRank, &own);
+  bitstack_layout_kind(rows, cols, rank, kBitStackKindScaledFirst, &reuse);
+  const uint64_t own_bytes = own.bytes, reuse_bytes = reuse.bytes;
   for (uint32_t it = 0; it < iters; ++it) {
-    const Fit f = fitter.fit_block(R, 1 + it);
+    // Block 0 stays greedy: it is every tensor's share of the minimum budget.
+    Fit f = fitter.fit_block(R, 1 + it, nullptr, it > 0);
+    bool reuse = false;
+    if (it > 0) {  // the scaled copy of block 0, if it removes more error per byte
+      const Fit g = fitter.fit_block(R, 1 + it, &first);
+      const double per_byte_f = (before - fitter.block_error(R, f)) / double(own_bytes);
+      const double per_byte_g = (before - fitter.block_error(R, g)) / double(reuse_bytes);
+      if (per_byte_g > per_byte_f) f = g, reuse = true;
+    }
     BitStackBlock b;
     b.rank = rank;
     b.signs.assign(size_t(rows) * stride, 0);
     for (uint32_t r = 0; r < rows; ++r)
       for (uint32_t c = 0; c < cols; ++c)
         if (f.s[size_t(r) * cols + c] > 0) b.signs[size_t(r) * stride + c / 8] |= uint8_t(1u << (c % 8));
-    // fp16 factors, each pair balanced (equal norms) so neither under- or
-    // overflows; the product is unchanged.
-    b.u.resize(size_t(rank) * rows);
-    b.v.resize(size_t(rank) * cols);
+    // The magnitude the runtime will use: fp16 factors (each pair balanced to
+    // equal norms so neither under- or overflows; the product is unchanged),
+    // or block 0's fp16 factors times an f32 scale.
     std::vector<float> uf(size_t(rank) * rows), vf(size_t(rank) * cols);
-    for (uint32_t k = 0; k < rank; ++k) {
-      double nu = 0, nv = 0;
-      for (uint32_t i = 0; i < rows; ++i) nu += f.u[size_t(k) * rows + i] * f.u[size_t(k) * rows + i];
-      for (uint32_t j = 0; j < cols; ++j) nv += f.v[size_t(k) * cols + j] * f.v[size_t(k) * cols + j];
-      const double bal = nu > 0 && nv > 0 ? std::pow(nv / nu, 0.25) : 1.0;
-      for (uint32_t i = 0; i < rows; ++i) {
-        b.u[size_t(k) * rows + i] = float_to_half(float(f.u[size_t(k) * rows + i] * bal));
-        uf[size_t(k) * rows + i] = half_to_float(b.u[size_t(k) * rows + i]);
+    if (reuse) {
+      // f = a * first with first's factors unchanged: a from any non-zero entry.
+      double num = 0, den = 0;
+      for (size_t i = 0; i < f.u.size(); ++i) num += f.u[i] * first.u[i], den += first.u[i] * first.u[i];
+      b.kind = kBitStackKindScaledFirst;
+      b.scale = float(den > 0 ? num / den : 1.0);
+      b.u = out[0].u;
+      b.v = out[0].v;
+      for (size_t i = 0; i < uf.size(); ++i) uf[i] = b.scale * half_to_float(b.u[i]);
+      for (size_t i = 0; i < vf.size(); ++i) vf[i] = half_to_float(b.v[i]);
+    } else {
+      b.u.resize(size_t(rank) * rows);
+      b.v.resize(size_t(rank) * cols);
+      for (uint32_t k = 0; k < rank; ++k) {
+        double nu = 0, nv = 0;
+        for (uint32_t i = 0; i < rows; ++i) nu += f.u[size_t(k) * rows + i] * f.u[size_t(k) * rows + i];
+        for (uint32_t j = 0; j < cols; ++j) nv += f.v[size_t(k) * cols + j] * f.v[size_t(k) * cols + j];
+        const double bal = nu > 0 && nv > 0 ? std::pow(nv / nu, 0.25) : 1.0;
+        for (uint32_t i = 0; i < rows; ++i) {
+          b.u[size_t(k) * rows + i] = float_to_half(float(f.u[size_t(k) * rows + i] * bal));
+          uf[size_t(k) * rows + i] = half_to_float(b.u[size_t(k) * rows + i]);
+        }
+        for (uint32_t j = 0; j < cols; ++j) {
+          b.v[size_t(k) * cols + j] = float_to_half(float(f.v[size_t(k) * cols + j] / bal));
+          vf[size_t(k) * cols + j] = half_to_float(b.v[size_t(k) * cols + j]);
+        }
       }
-      for (uint32_t j = 0; j < cols; ++j) {
-        b.v[size_t(k) * cols + j] = float_to_half(float(f.v[size_t(k) * cols + j] / bal));
-        vf[size_t(k) * cols + j] = half_to_float(b.v[size_t(k) * cols + j]);
-      }
+    }
+    if (it == 0) {  // the shape later blocks may reuse: block 0 as stored
+      first = f;
+      for (size_t i = 0; i < uf.size(); ++i) first.u[i] = uf[i];
+      for (size_t i = 0; i < vf.size(); ++i) first.v[i] = vf[i];
     }
     for (uint32_t r = 0; r < rows; ++r) {
       for (uint32_t c = 0; c < cols; ++c) {
@@ -360,13 +435,19 @@ std::vector<BitStackBlock> bitstack_decompose(const float* w, uint32_t rows, uin
   return out;
 }
 
+uint64_t bitstack_block_bytes(const BitStackBlock& b, uint32_t rows, uint32_t cols) {
+  BitStackLayout lay{};
+  if (!bitstack_layout_kind(rows, cols, b.rank, b.kind, &lay)) throw std::invalid_argument("bitstack: block too large");
+  return lay.bytes;
+}
+
 void bitstack_block_accumulate(const BitStackBlock& b, uint32_t rows, uint32_t cols, float* out) {
   const uint32_t stride = (cols + 7) / 8;
   for (uint32_t r = 0; r < rows; ++r) {
     for (uint32_t c = 0; c < cols; ++c) {
       float m = 0;
-      for (uint32_t k = 0; k < b.rank; ++k) {
-        m += half_to_float(b.u[size_t(k) * rows + r]) * half_to_float(b.v[size_t(k) * cols + c]);
+      for (uint32_t k = 0; k < b.rank; ++k) {  // as the kernels: (scale * U) * V
+        m += (b.scale * half_to_float(b.u[size_t(k) * rows + r])) * half_to_float(b.v[size_t(k) * cols + c]);
       }
       const bool pos = (b.signs[size_t(r) * stride + c / 8] >> (c % 8)) & 1u;
       out[size_t(r) * cols + c] += pos ? m : -m;
@@ -377,7 +458,10 @@ void bitstack_block_accumulate(const BitStackBlock& b, uint32_t rows, uint32_t c
 std::vector<uint8_t> bitstack_encode_block(const BitStackBlock& b, uint32_t layer, TensorRole role, uint32_t index,
                                            uint32_t rows, uint32_t cols) {
   BitStackLayout lay{};
-  if (!bitstack_layout(rows, cols, b.rank, &lay) || index > 65535) throw std::invalid_argument("bitstack: block too large");
+  if (!bitstack_layout_kind(rows, cols, b.rank, b.kind, &lay) || index > 65535 ||
+      (b.kind == kBitStackKindScaledFirst && index == 0)) {
+    throw std::invalid_argument("bitstack: block too large or of an invalid kind");
+  }
   std::vector<uint8_t> out(lay.bytes, 0);
   BitStackBlockHeader h{};
   h.magic = kBitStackBlockMagic;
@@ -387,15 +471,18 @@ std::vector<uint8_t> bitstack_encode_block(const BitStackBlock& b, uint32_t laye
   h.rows = rows;
   h.cols = cols;
   h.rank = b.rank;
-  h.kind = kBitStackKindLowRank;
+  h.kind = b.kind;
   h.sign_row_bytes = lay.sign_row_bytes;
   h.u_offset = uint32_t(lay.u_offset);
   h.v_offset = uint32_t(lay.v_offset);
   h.bytes = lay.bytes;
+  if (b.kind == kBitStackKindScaledFirst) std::memcpy(&h.reserved[0], &b.scale, 4);
   std::memcpy(out.data(), &h, sizeof h);
   std::memcpy(out.data() + sizeof h, b.signs.data(), b.signs.size());
-  std::memcpy(out.data() + lay.u_offset, b.u.data(), b.u.size() * 2);
-  std::memcpy(out.data() + lay.v_offset, b.v.data(), b.v.size() * 2);
+  if (b.kind == kBitStackKindLowRank) {
+    std::memcpy(out.data() + lay.u_offset, b.u.data(), b.u.size() * 2);
+    std::memcpy(out.data() + lay.v_offset, b.v.data(), b.v.size() * 2);
+  }
   return out;
 }
 

@@ -193,9 +193,7 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
     d.blocks = bitstack_decompose(w.data(), t.rows, t.cols, o.iters, rank, cw.data(), fit.h ? &fit : nullptr);
     for (const BitStackBlock& b : d.blocks) {
       d.gain.push_back(b.residual_before - b.residual_after);
-      BitStackLayout lay{};
-      bitstack_layout(t.rows, t.cols, b.rank, &lay);
-      d.bytes.push_back(lay.bytes);
+      d.bytes.push_back(bitstack_block_bytes(b, t.rows, t.cols));
     }
     p.format = WeightFormat::BitStack;
     std::memset(p.params, 0, sizeof p.params);

@@ -28,14 +28,13 @@ void matmul_bitstack_avx512(const WeightView& w, const Activations& a, float* y,
     float* yt = y + size_t(t) * ldy;
     for (uint32_t r = r0; r < r1; ++r) yt[r] = 0.0f;
     for (uint32_t b = 0; b < T.n_loaded; ++b) {
-      const uint8_t* blk = T.blocks[b];
-      BitStackBlockHeader h;
-      std::memcpy(&h, blk, sizeof h);
-      const uint8_t* signs = blk + sizeof h;
-      const uint16_t* U = reinterpret_cast<const uint16_t*>(blk + h.u_offset);
-      const uint16_t* V = reinterpret_cast<const uint16_t*>(blk + h.v_offset);
-      const uint32_t stride = h.sign_row_bytes;
-      for (uint32_t k = 0; k < h.rank; ++k) {
+      const BitStackBlockView bv = bitstack_block_view(T, b);
+      const uint8_t* signs = bv.signs;
+      const uint16_t* U = reinterpret_cast<const uint16_t*>(bv.U);
+      const uint16_t* V = reinterpret_cast<const uint16_t*>(bv.V);
+      const uint32_t stride = bv.sign_row_bytes;
+      const float us = bv.u_scale;
+      for (uint32_t k = 0; k < bv.rank; ++k) {
         const uint16_t* Vk = V + size_t(k) * cols;
         const uint16_t* Uk = U + size_t(k) * rows;
         for (uint32_t c0 = 0; c0 < cols; c0 += kTile) {
@@ -92,16 +91,16 @@ void matmul_bitstack_avx512(const WeightView& w, const Activations& a, float* y,
               a2 = _mm512_mask_add_ps(a2, bits_of(s2, i), a2, zz);
               a3 = _mm512_mask_add_ps(a3, bits_of(s3, i), a3, zz);
             }
-            yt[r] += _cvtsh_ss(Uk[r]) * (2.0f * _mm512_reduce_add_ps(a0) - total);
-            yt[r + 1] += _cvtsh_ss(Uk[r + 1]) * (2.0f * _mm512_reduce_add_ps(a1) - total);
-            yt[r + 2] += _cvtsh_ss(Uk[r + 2]) * (2.0f * _mm512_reduce_add_ps(a2) - total);
-            yt[r + 3] += _cvtsh_ss(Uk[r + 3]) * (2.0f * _mm512_reduce_add_ps(a3) - total);
+            yt[r] += _cvtsh_ss(Uk[r]) * us * (2.0f * _mm512_reduce_add_ps(a0) - total);
+            yt[r + 1] += _cvtsh_ss(Uk[r + 1]) * us * (2.0f * _mm512_reduce_add_ps(a1) - total);
+            yt[r + 2] += _cvtsh_ss(Uk[r + 2]) * us * (2.0f * _mm512_reduce_add_ps(a2) - total);
+            yt[r + 3] += _cvtsh_ss(Uk[r + 3]) * us * (2.0f * _mm512_reduce_add_ps(a3) - total);
           }
           for (; r < r1; ++r) {
             const uint8_t* sr = signs + size_t(r) * stride + first_byte;
             __m512 a0 = _mm512_setzero_ps();
             for (uint32_t i = 0; i < chunks; ++i) a0 = _mm512_mask_add_ps(a0, bits_of(sr, i), a0, _mm512_load_ps(z + i * 16));
-            yt[r] += _cvtsh_ss(Uk[r]) * (2.0f * _mm512_reduce_add_ps(a0) - total);
+            yt[r] += _cvtsh_ss(Uk[r]) * us * (2.0f * _mm512_reduce_add_ps(a0) - total);
           }
         }
       }

@@ -78,14 +78,13 @@ void matmul_bitstack_neon(const WeightView& w, const Activations& a, float* y, s
     float* yt = y + size_t(t) * ldy;
     for (uint32_t r = r0; r < r1; ++r) yt[r] = 0.0f;
     for (uint32_t b = 0; b < T.n_loaded; ++b) {
-      const uint8_t* blk = T.blocks[b];
-      BitStackBlockHeader h;
-      std::memcpy(&h, blk, sizeof h);
-      const uint8_t* signs = blk + sizeof h;
-      const uint16_t* U = reinterpret_cast<const uint16_t*>(blk + h.u_offset);
-      const uint16_t* V = reinterpret_cast<const uint16_t*>(blk + h.v_offset);
-      const uint32_t stride = h.sign_row_bytes;
-      for (uint32_t k = 0; k < h.rank; ++k) {
+      const BitStackBlockView bv = bitstack_block_view(T, b);
+      const uint8_t* signs = bv.signs;
+      const uint16_t* U = reinterpret_cast<const uint16_t*>(bv.U);
+      const uint16_t* V = reinterpret_cast<const uint16_t*>(bv.V);
+      const uint32_t stride = bv.sign_row_bytes;
+      const float us = bv.u_scale;
+      for (uint32_t k = 0; k < bv.rank; ++k) {
         const uint16_t* Vk = V + size_t(k) * cols;
         const uint16_t* Uk = U + size_t(k) * rows;
         for (uint32_t c0 = 0; c0 < cols; c0 += kTile) {
@@ -114,12 +113,12 @@ void matmul_bitstack_neon(const WeightView& w, const Activations& a, float* y, s
             const uint8_t* s[kRows];
             for (uint32_t j = 0; j < kRows; ++j) s[j] = signs + size_t(r + j) * stride;
             plus_sums<kRows>(s, first, stride, words, z, sel, pos);
-            for (uint32_t j = 0; j < kRows; ++j) yt[r + j] += half_at(Uk, r + j) * (2.0f * pos[j] - total);
+            for (uint32_t j = 0; j < kRows; ++j) yt[r + j] += half_at(Uk, r + j) * us * (2.0f * pos[j] - total);
           }
           for (; r < r1; ++r) {
             const uint8_t* s = signs + size_t(r) * stride;
             plus_sums<1>(&s, first, stride, words, z, sel, pos);
-            yt[r] += half_at(Uk, r) * (2.0f * pos[0] - total);
+            yt[r] += half_at(Uk, r) * us * (2.0f * pos[0] - total);
           }
         }
       }

@@ -27,13 +27,11 @@ void matmul_bitstack_scalar(const WeightView& w, const Activations& a, float* y,
     float* yt = y + size_t(t) * ldy;
     for (uint32_t r = r0; r < r1; ++r) yt[r] = 0.0f;
     for (uint32_t b = 0; b < T.n_loaded; ++b) {
-      const uint8_t* blk = T.blocks[b];
-      BitStackBlockHeader h;
-      std::memcpy(&h, blk, sizeof h);
-      const uint8_t* signs = blk + sizeof h;
-      const uint8_t* U = blk + h.u_offset;
-      const uint8_t* V = blk + h.v_offset;
-      for (uint32_t k = 0; k < h.rank; ++k) {
+      const BitStackBlockView bv = bitstack_block_view(T, b);
+      const uint8_t* signs = bv.signs;
+      const uint8_t* U = bv.U;
+      const uint8_t* V = bv.V;
+      for (uint32_t k = 0; k < bv.rank; ++k) {
         for (uint32_t c0 = 0; c0 < cols; c0 += kTile) {
           const uint32_t n = cols - c0 < kTile ? cols - c0 : kTile;
           float total = 0.0f;
@@ -53,12 +51,12 @@ void matmul_bitstack_scalar(const WeightView& w, const Activations& a, float* y,
           }
           const uint32_t nbytes = (n + 7) / 8;
           for (uint32_t r = r0; r < r1; ++r) {
-            const uint8_t* sr = signs + size_t(r) * h.sign_row_bytes + c0 / 8;
+            const uint8_t* sr = signs + size_t(r) * bv.sign_row_bytes + c0 / 8;
             float pos = 0.0f;
             for (uint32_t j = 0; j < nbytes; ++j) pos += lut[2 * j][sr[j] & 15] + lut[2 * j + 1][sr[j] >> 4];
             uint16_t hu;
             std::memcpy(&hu, U + (size_t(k) * rows + r) * 2, 2);
-            yt[r] += half_to_float(hu) * (2.0f * pos - total);
+            yt[r] += (bv.u_scale * half_to_float(hu)) * (2.0f * pos - total);
           }
         }
       }

@@ -44,14 +44,12 @@ void matmul_bitstack_vnni(const WeightView& w, const Activations& a, float* y, s
     float* yt = y + size_t(t) * ldy;
     for (uint32_t r = r0; r < r1; ++r) yt[r] = 0.0f;
     for (uint32_t b = 0; b < T.n_loaded; ++b) {
-      const uint8_t* blk = T.blocks[b];
-      BitStackBlockHeader h;
-      std::memcpy(&h, blk, sizeof h);
-      const uint8_t* signs = blk + sizeof h;
-      const uint16_t* U = reinterpret_cast<const uint16_t*>(blk + h.u_offset);
-      const uint16_t* V = reinterpret_cast<const uint16_t*>(blk + h.v_offset);
-      const uint32_t stride = h.sign_row_bytes;
-      for (uint32_t k = 0; k < h.rank; ++k) {
+      const BitStackBlockView bv = bitstack_block_view(T, b);
+      const uint8_t* signs = bv.signs;
+      const uint16_t* U = reinterpret_cast<const uint16_t*>(bv.U);
+      const uint16_t* V = reinterpret_cast<const uint16_t*>(bv.V);
+      const uint32_t stride = bv.sign_row_bytes;
+      for (uint32_t k = 0; k < bv.rank; ++k) {
         const uint16_t* Vk = V + size_t(k) * cols;
         const uint16_t* Uk = U + size_t(k) * rows;
         for (uint32_t c0 = 0; c0 < cols; c0 += kTile) {
@@ -68,7 +66,7 @@ void matmul_bitstack_vnni(const WeightView& w, const Activations& a, float* y, s
             amax = _mm512_max_ps(amax, _mm512_abs_ps(zz));
           }
           const float mx = _mm512_reduce_max_ps(amax);
-          const float scale = mx / 127.0f;
+          const float scale = mx / 127.0f * bv.u_scale;  // z's int8 step, times the block's U multiplier
           const float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
           __m512i qsum = _mm512_setzero_si512();
           for (uint32_t i = 0; i < chunks64 * 4; ++i) {

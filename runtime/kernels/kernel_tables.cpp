@@ -44,6 +44,7 @@ KernelSet make_avx2() {
   put(&k, WeightFormat::Q2, lowbit_avx2::matmul_q2, true);
   put(&k, WeightFormat::T2, lowbit_avx2::matmul_t2, true);
   put(&k, WeightFormat::Sparse, matmul_sparse_avx2);
+  put(&k, WeightFormat::BitStack, matmul_bitstack_avx2);
   return k;
 }
 

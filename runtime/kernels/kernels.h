@@ -11,7 +11,8 @@ void matmul_f32_scalar(const WeightView& w, const Activations& a, float* y, size
 void matmul_q8_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 void matmul_q8_f32act_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                              uint32_t r1);
-// BitStack residual blocks (runtime/block_pool.h); bitstack_scalar.cpp, bitstack_avx512.cpp.
+// BitStack residual blocks (runtime/block_pool.h); bitstack_scalar.cpp, bitstack_avx2.cpp,
+// bitstack_avx512.cpp, bitstack_vnni.cpp, bitstack_neon.cpp.
 void matmul_bitstack_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                             uint32_t r1);
 // Q4/Q3/Q2/T2 (runtime/lowbit.h), int8 activations; lowbit_scalar.cpp.
@@ -34,6 +35,9 @@ void matmul_sparse_vnni(const WeightView& w, const Activations& a, float* y, siz
 void matmul_f32_avx2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 void matmul_q8_avx2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 void matmul_f32_avx512(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+// AVX2 + FMA + F16C; int8-quantized z per tile, vpmaddubsw on 0/1 sign bytes.
+void matmul_bitstack_avx2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
+                          uint32_t r1);
 void matmul_bitstack_avx512(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                             uint32_t r1);
 // Needs AVX-512 VNNI (filed only when the CPU has it); int8-quantized z per tile.
