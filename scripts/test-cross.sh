@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Cross builds and tests: configure + build + ctest each Linux cross preset
-# under qemu user-mode emulation, build the Cortex-M bare-metal example and
-# check its output under qemu-system-arm against the host's greedy output,
-# then print the size report.
+# under qemu user-mode emulation (the whole suite; quality tests use their
+# emulation sizes there, see tests/test_support.h), build the Cortex-M
+# bare-metal example and check its output under qemu-system-arm against the
+# host's greedy output, then print the size report.
 #
 #   scripts/test-cross.sh [TARGET...]
-#     TARGETs: aarch64-linux armv7-linux riscv64-linux cortex-m4 cortex-m7
-#     (default: all five)
+#     TARGETs: aarch64-linux armv7-linux riscv64-linux aarch64-linux-dotprod
+#              cortex-m4 cortex-m7 (default: all six)
+#     aarch64-linux-dotprod builds the library with -DSTK_ARM_DOTPROD=ON (the
+#     sdot kernels; qemu-aarch64's default CPU has the extension), checks that
+#     sdot was emitted, and runs only the kernel tests (Kernels.*, Lowbit.*,
+#     LowbitK.*: every kernel against its scalar reference).
 #
 # Environment:
 #   STK_BUILD_PREFIX      prefix of the build dirs (default build/, so build/aarch64-linux
 #                         etc., the presets' binaryDir)
 #   STK_HOST_BUILD        host build with the `stk` tool (default build/default; built
 #                         here if it has no stk yet)
-#   STK_CROSS_EXCLUDE     ctest -E regex for the Linux cross targets (default: the two
-#                         whole-dev-set perplexity tests, ~20+ min each under qemu;
-#                         set it to "" to run everything)
-#   STK_CROSS_JOBS        ctest parallelism (default 2)
+#   STK_CROSS_EXCLUDE     ctest -E regex for the Linux cross targets (default: none)
+#   STK_CROSS_INCLUDE     ctest -R regex for the Linux cross targets (default: none)
+#   STK_CROSS_JOBS        build and ctest parallelism (default 2)
 #   STK_SKIP_DEPS=1       do not run .ci/install-deps
 # Exit status: 0 when every step of every target passed.
 set -uo pipefail
@@ -25,20 +29,18 @@ root=$(pwd)
 
 prefix=${STK_BUILD_PREFIX:-build/}
 host_dir=${STK_HOST_BUILD:-build/default}
-exclude=${STK_CROSS_EXCLUDE-EndToEnd\.StoryPpl}
-# Under emulation the quality tests (calibration, whole-text perplexity) take
-# hours; STK_CROSS_INCLUDE (a ctest -R regex) limits a run to the rest.
+exclude=${STK_CROSS_EXCLUDE-}
 include=${STK_CROSS_INCLUDE-}
 jobs=${STK_CROSS_JOBS:-2}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(aarch64-linux armv7-linux riscv64-linux cortex-m4 cortex-m7)
+[ ${#targets[@]} -gt 0 ] || targets=(aarch64-linux armv7-linux riscv64-linux aarch64-linux-dotprod cortex-m4 cortex-m7)
 
 t_start=$(date +%s)
 summary=()
 failed=0
 note() { echo; echo "=== test-cross: $* ($(date -u +%H:%M:%S))"; }
 elapsed() { echo $(($(date +%s) - $1)); }
-record() { summary+=("$(printf '%-14s %-9s %s' "$1" "$2" "$3")"); [ "$2" = ok ] || failed=1; }
+record() { summary+=("$(printf '%-22s %-9s %s' "$1" "$2" "$3")"); [ "$2" = ok ] || failed=1; }
 
 if [ "${STK_SKIP_DEPS:-0}" != 1 ]; then
   note "installing dependencies"
@@ -54,7 +56,7 @@ if [ $need_host = 1 ]; then
   note "host stk (packs the bare-metal model)"
   if [ ! -x "$host_dir/stk" ]; then
     { [ -f "$host_dir/CMakeCache.txt" ] || cmake --preset default -B "$host_dir"; } &&
-      cmake --build "$host_dir" --target stk || { echo "test-cross: host build failed" >&2; exit 1; }
+      cmake --build "$host_dir" -j "$jobs" --target stk || { echo "test-cross: host build failed" >&2; exit 1; }
   fi
   mkdir -p "${prefix}baremetal-data"
   "$host_dir/stk" pack tests/data/stories260K.bin "$model" --format q8 --tokenizer tests/data/tok512.bin &&
@@ -66,8 +68,16 @@ fi
 for t in "${targets[@]}"; do
   dir="${prefix}${t}"
   extra=()
+  build_targets=()
+  only=$include
+  skip=$exclude
   case $t in
     aarch64-linux | armv7-linux | riscv64-linux) ;;
+    aarch64-linux-dotprod)
+      # The kernels and their tests only: the rest of the suite runs in aarch64-linux.
+      build_targets=(--target kernels_test lowbit_kernel_test)
+      only='^(Kernels|Lowbit|LowbitK)\.'
+      skip="" ;;
     cortex-m4 | cortex-m7)
       extra=(-DSTK_BAREMETAL_MODEL="$root/$model" -DSTK_BAREMETAL_EXPECTED="$root/$expected")
       [[ $model = /* ]] && extra=(-DSTK_BAREMETAL_MODEL="$model" -DSTK_BAREMETAL_EXPECTED="$expected") ;;
@@ -78,14 +88,20 @@ for t in "${targets[@]}"; do
   if ! cmake --preset "$t" -B "$dir" "${extra[@]}" >"$dir.configure.log" 2>&1; then
     cat "$dir.configure.log"; record "$t" FAILED "configure (see $dir.configure.log)"; continue
   fi
-  if ! cmake --build "$dir"; then record "$t" FAILED "build"; continue; fi
+  if ! cmake --build "$dir" -j "$jobs" "${build_targets[@]}"; then record "$t" FAILED "build"; continue; fi
+  if [ "$t" = aarch64-linux-dotprod ]; then
+    # -DSTK_ARM_DOTPROD=ON must reach the kernels: their objects use sdot.
+    n_sdot=$(aarch64-linux-gnu-objdump -d "$dir/libstackrt.a" | grep -c $'\tsdot\t')
+    echo "sdot instructions in $dir/libstackrt.a: $n_sdot"
+    if [ "$n_sdot" -eq 0 ]; then record "$t" FAILED "no sdot in libstackrt.a"; continue; fi
+  fi
   tb=$(elapsed "$t0")
   note "$t: ctest"
   t1=$(date +%s)
   args=(--test-dir "$dir" -j "$jobs" --output-on-failure --no-tests=error)
   excl=""
-  case $t in cortex-m*) ;; *) [ -n "$exclude" ] && args+=(-E "$exclude") && excl=" (excluded: -E '$exclude')" ;; esac
-  case $t in cortex-m*) ;; *) [ -n "$include" ] && args+=(-R "$include") && excl="$excl (only: -R '$include')" ;; esac
+  case $t in cortex-m*) ;; *) [ -n "$skip" ] && args+=(-E "$skip") && excl=" (excluded: -E '$skip')" ;; esac
+  case $t in cortex-m*) ;; *) [ -n "$only" ] && args+=(-R "$only") && excl="$excl (only: -R '$only')" ;; esac
   ctest "${args[@]}" 2>&1 | tee "$dir.ctest.log"
   rc=${PIPESTATUS[0]}
   tt=$(elapsed "$t1")

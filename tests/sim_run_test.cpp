@@ -26,15 +26,17 @@
 namespace stk::host {
 namespace {
 
+// Packed once per test binary (test::cached_pack): every test runs in a
+// process of its own, and the pack takes tens of seconds under qemu.
 const test::ModelImage& bitstack_model() {
-  static test::ModelImage img = [] {
+  static test::ModelImage img = test::to_image(test::cached_pack("stories260K-bitstack-iters4", [] {
     HostModel hm = import_llama2c(test::data_path("stories260K.bin"));
     auto tok = tokenizer_section_from_llama2c(read_file(test::data_path("tok512.bin")), hm.config.vocab_size,
                                               "tok512.bin");
     BitStackPackOptions o;
     o.iters = 4;
-    return test::to_image(serialize_stk(pack_bitstack(hm, tok, o)));
-  }();
+    return serialize_stk(pack_bitstack(hm, tok, o));
+  }));
   return img;
 }
 
@@ -291,7 +293,11 @@ struct Cmd {
 };
 
 Cmd run_stk(const std::string& args) {
+#ifdef STK_BINARY_LAUNCHER
+  const std::string cmd = std::string(STK_BINARY_LAUNCHER) + " " + STK_BINARY + " " + args + " 2>&1";  // cross builds: qemu
+#else
   const std::string cmd = std::string(STK_BINARY) + " " + args + " 2>&1";
+#endif
   Cmd c{0, ""};
   FILE* p = popen(cmd.c_str(), "r");
   char buf[4096];

@@ -213,6 +213,63 @@ TEST(SparsePrune, SparseGptBeatsWandaOnCorrelatedInputs) {
   }
 }
 
+// The refit's error for one row and mask, by an independent dense solve:
+// min over v (zero off the mask) of (w - v)^T (H + damp) (w - v).
+double refit_error(const std::vector<float>& w, const std::vector<uint8_t>& mask, uint32_t cols,
+                   const std::vector<double>& H, double damp) {
+  std::vector<float> v = w;
+  host::refit_kept(v, mask, 1, cols, H, damp);
+  double mean = 0;
+  for (uint32_t c = 0; c < cols; ++c) mean += H[c * cols + c];
+  mean /= cols;
+  double e = 0;
+  for (uint32_t i = 0; i < cols; ++i)
+    for (uint32_t j = 0; j < cols; ++j)
+      e += (w[i] - v[i]) * (H[i * cols + j] + (i == j ? damp * mean : 0.0)) * (w[j] - v[j]);
+  return e;
+}
+
+TEST(SparsePrune, MaskSwapsReachALocalOptimumOfTheRefitError) {
+  const uint32_t cols = 12;  // three groups of four
+  const SparsityPattern p{2, 4};
+  const double damp = 0.01;
+  std::mt19937 rng(21);
+  std::normal_distribution<double> nd;
+  std::vector<double> A(cols * cols), H(cols * cols, 0.0), x(cols);
+  for (double& a : A) a = nd(rng);
+  for (int s = 0; s < 200; ++s) {  // correlated inputs
+    std::vector<double> z(cols);
+    for (double& v : z) v = nd(rng);
+    for (uint32_t i = 0; i < cols; ++i) {
+      x[i] = z[i];
+      for (uint32_t k = 0; k < cols; ++k) x[i] += 0.7 * A[i * cols + k] * z[k];
+    }
+    for (uint32_t i = 0; i < cols; ++i)
+      for (uint32_t j = 0; j < cols; ++j) H[i * cols + j] += x[i] * x[j];
+  }
+  uint64_t total_swaps = 0;
+  for (uint32_t row = 0; row < 8; ++row) {
+    const std::vector<float> w = random_matrix(1, cols, 40 + row);
+    std::vector<uint8_t> mask = host::prune_magnitude(w.data(), 1, cols, p);
+    const double before = refit_error(w, mask, cols, H, damp);
+    total_swaps += host::refine_mask_swaps(w, mask, 1, cols, p, H, damp);
+    const double after = refit_error(w, mask, cols, H, damp);
+    EXPECT_LE(after, before * (1 + 1e-9)) << "row " << row;
+    for (uint32_t c0 = 0; c0 < cols; c0 += 4) {
+      EXPECT_EQ(mask[c0] + mask[c0 + 1] + mask[c0 + 2] + mask[c0 + 3], 2) << "row " << row;
+      // No swap inside a group lowers the error any more.
+      for (uint32_t a = c0; a < c0 + 4; ++a)
+        for (uint32_t b = c0; b < c0 + 4; ++b) {
+          if (mask[a] || !mask[b]) continue;
+          std::vector<uint8_t> m2 = mask;
+          m2[a] = 1, m2[b] = 0;
+          EXPECT_GE(refit_error(w, m2, cols, H, damp), after * (1 - 1e-9)) << "row " << row << " swap " << a << "," << b;
+        }
+    }
+  }
+  EXPECT_GT(total_swaps, 0u) << "magnitude masks are rarely locally optimal on correlated inputs";
+}
+
 TEST(SparseEncode, RoundTripValueFormats) {
   const uint32_t rows = 9, cols = 172;
   const std::vector<float> w = random_matrix(rows, cols, 11);
@@ -258,10 +315,14 @@ TEST(SparseKernels, MatchReferenceOnRaggedShapes) {
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon})
     if (const KernelSet* k = kernels_for(isa)) sets.push_back(k);
   // 16700 columns: more than one 16384-input stripe of the VNNI kernel.
+  // Emulation sizes (tests/test_support.h): without it. The cross targets
+  // have no kernel that stripes its inputs, and under qemu that one shape is
+  // nine tenths of this test's time (1-4 minutes).
   const uint32_t shapes[][2] = {{1, 13}, {5, 64}, {33, 172}, {7, 100}, {3, 257}, {17, 2}, {3, 520}, {2, 1024}, {2, 16700}};
   int checked = 0;
   for (const SparsityPattern& p : kPatterns) {
     for (const auto& sh : shapes) {
+      if (kEmulationSizes && sh[1] > 16384) continue;
       const uint32_t rows = sh[0], cols = sh[1];
       const std::vector<float> w = random_matrix(rows, cols, rows * 1000 + cols + p.n * 17 + p.m);
       const std::vector<uint8_t> mask = host::prune_magnitude(w.data(), rows, cols, p);
@@ -420,6 +481,12 @@ struct Pruned {
   double bpw;
 };
 
+// Calibration (Wanda, SparseGPT) on dev stories 0..63, scores on 64..463.
+// Emulation sizes (tests/test_support.h): calibration on 0..7, scores on
+// 64..71.
+const size_t kCalibStories = sized(64, 8);
+const size_t kEvalStories = sized(400, 8);
+
 const std::vector<std::string>& dev_stories() {
   static const std::vector<std::string> s = host::split_stories(read_text(data_path("tinystories_valid_dev.txt")));
   return s;
@@ -429,7 +496,7 @@ Pruned prune_and_score(const char* pattern, host::PruneMethod method, const char
   static const host::HostModel hm = host::import_llama2c(data_path("stories260K.bin"));
   host::PackPlanOptions o;
   o.base = spec(values);
-  if (host::needs_calibration(method)) o.calib = host::story_range(dev_stories(), 0, 64);
+  if (host::needs_calibration(method)) o.calib = host::story_range(dev_stories(), 0, kCalibStories);
   host::SparsePackOptions sp;
   sp.method = method;
   if (std::string(pattern) != "dense") sp.pattern = host::parse_sparsity(pattern);
@@ -438,13 +505,24 @@ Pruned prune_and_score(const char* pattern, host::PruneMethod method, const char
   host::MemoryModel mm(host::serialize_stk(pm));
   host::MemorySession ms(mm, 2, 64);
   // Held out: stories after the 64 used for calibration (a slice, for time).
-  const host::PplResult r = host::score_stories(mm.get(), ms.get(), host::story_range(dev_stories(), 64, 464));
+  const host::PplResult r = host::score_stories(mm.get(), ms.get(), host::story_range(dev_stories(), 64, 64 + kEvalStories));
   return {r.ppl(), host::linear_bpw(pm)};
 }
 
 TEST(SparseEndToEnd, EveryPatternAndValueFormatRuns) {
   const double f32 = prune_and_score("dense", host::PruneMethod::Magnitude, "f32").ppl;
-  EXPECT_NEAR(f32, 4.21, 0.3);  // stories 64..463 of the dev text
+  if (!kEmulationSizes) {
+    EXPECT_NEAR(f32, 4.21, 0.3);  // stories 64..463 of the dev text
+  } else {
+    // 4.21 is the figure of the host's 400 stories; consecutive 8-story
+    // slices of them range from 3.4 to 6.2. Here the dense baseline must be
+    // the f32 model itself (packed by the uniform packer), scored on the same
+    // stories; EndToEnd checks that model against llama2.c.
+    Runner ref(stories260k(WeightFormat::F32), 2, 64);
+    const double want =
+        host::score_stories(ref.model, ref.session, host::story_range(dev_stories(), 64, 64 + kEvalStories)).ppl();
+    EXPECT_NEAR(f32, want, 1e-9 * want);
+  }
   std::map<std::string, double> by_pattern;  // f32 values
   for (const char* pat : {"1:4", "2:4", "2:8", "4:8"}) {
     for (const char* vf : {"f32", "q8", "q4"}) {
@@ -467,6 +545,17 @@ TEST(SparseEndToEnd, EveryPatternAndValueFormatRuns) {
 }
 
 TEST(SparseEndToEnd, ActivationAwareBeatsMagnitudeAndSparseGptMeetsTarget) {
+  if (kEmulationSizes) {
+    // Emulation sizes: Wanda against magnitude only (on the host run of these
+    // sizes: 0.68x). SparseGPT's staged, refitted pruning costs 10-25 s of
+    // host time per model (10-20 minutes under qemu), and on fewer than 16
+    // calibration stories it misses its own bounds (2:4 at 9-13x f32 on 4 or 8).
+    const double mag = prune_and_score("2:4", host::PruneMethod::Magnitude, "f32").ppl;
+    const double wanda = prune_and_score("2:4", host::PruneMethod::Wanda, "f32").ppl;
+    std::printf("  2:4 magnitude %.3f  wanda %.3f\n", mag, wanda);
+    EXPECT_LT(wanda, 0.8 * mag);
+    return;
+  }
   const double f32 = prune_and_score("dense", host::PruneMethod::Magnitude, "f32").ppl;
   const double mag = prune_and_score("2:4", host::PruneMethod::Magnitude, "f32").ppl;
   const double wanda = prune_and_score("2:4", host::PruneMethod::Wanda, "f32").ppl;
@@ -477,8 +566,9 @@ TEST(SparseEndToEnd, ActivationAwareBeatsMagnitudeAndSparseGptMeetsTarget) {
   EXPECT_LT(wanda, 0.8 * mag);
   EXPECT_LT(gpt, 0.7 * wanda);
   // The target is within +300% of f32 (4x); this build reaches about
-  // 7.5x on this slice, so the test guards against regressions beyond that.
-  EXPECT_LT(gpt, 9.0 * f32);
+  // 4.2x on this slice (7.5x before the staged, gate-aware fitting and the
+  // mask swaps), so the test guards against regressions beyond 5x.
+  EXPECT_LT(gpt, 5.0 * f32);
   EXPECT_LT(gpt_q8, 1.1 * gpt);
 }
 
