@@ -226,7 +226,10 @@ typedef struct stk_generate_stats {
    until `steps` positions are filled (prompt included; clamped to the context
    length) or BOS is sampled. The callback receives the prompt's pieces and
    then each generated piece, unfiltered. Resets the session first and starts
-   the sampler from `sampler` (NULL = greedy). stats may be NULL. */
+   the sampler from `sampler` (NULL = greedy). stats may be NULL.
+   A generated piece's token is evaluated right after its callback returns,
+   so the callback may call stk_session_set_budget (say, when the OS takes
+   memory away): that token and the ones after it use the new blocks. */
 stk_status stk_generate(stk_session* session, const char* prompt, uint32_t steps, const stk_sampler_config* sampler,
                         stk_piece_callback on_piece, void* user, stk_generate_stats* stats, stk_message* msg);
 

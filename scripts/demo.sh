@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: build stackrt, pack the bundled
-# stories260K model (Q8, with its tok512 tokenizer embedded) and generate a
-# story inside a fixed arena.
+# stories260K model as BitStack (residual blocks in one load order,
+# calibrated on the first 64 stories of the bundled TinyStories text, about
+# a minute), show what each RAM budget holds, and generate a story under a
+# budget that drops to the model's minimum mid-story and comes back: the
+# blocks move, the story goes on (quality with them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cmake --preset default >/dev/null
 cmake --build --preset default --target stk
-build/default/stk pack tests/data/stories260K.bin build/stories260K_q8.stk --format q8 --tokenizer tests/data/tok512.bin
-build/default/stk info build/stories260K_q8.stk | tail -3
-build/default/stk run build/stories260K_q8.stk --prompt "Once upon a time" -n 256 --temp 0.8 --seed 42 "$@"
+stk=build/default/stk
+model=build/stories260K_bitstack.stk
+[ -f "$model" ] || $stk pack tests/data/stories260K.bin "$model" --tokenizer tests/data/tok512.bin \
+  --format bitstack --calib tests/data/tinystories_valid_dev.txt --calib-stories 64 --threads "$(nproc)"
+$stk info "$model" --budget 200KB | grep -E '^  (BitStack|min budget|at budget)'
+echo
+$stk run "$model" --budget 200KB --budget-at 120:min --budget-at 180:200KB --prompt "Once upon a time" \
+  -n 256 --temp 0.8 --seed 42 "$@"

@@ -292,11 +292,13 @@ struct Cmd {
   std::string out;
 };
 
-Cmd run_stk(const std::string& args) {
+// stdout, and stderr too unless it goes to the file `err`.
+Cmd run_stk(const std::string& args, const std::string& err = "") {
+  const std::string redirect = err.empty() ? " 2>&1" : " 2>" + err;
 #ifdef STK_BINARY_LAUNCHER
-  const std::string cmd = std::string(STK_BINARY_LAUNCHER) + " " + STK_BINARY + " " + args + " 2>&1";  // cross builds: qemu
+  const std::string cmd = std::string(STK_BINARY_LAUNCHER) + " " + STK_BINARY + " " + args + redirect;  // cross builds: qemu
 #else
-  const std::string cmd = std::string(STK_BINARY) + " " + args + " 2>&1";
+  const std::string cmd = std::string(STK_BINARY) + " " + args + redirect;
 #endif
   Cmd c{0, ""};
   FILE* p = popen(cmd.c_str(), "r");
@@ -358,6 +360,56 @@ TEST_F(SimCli, WritesCsvSvgAndSummary) {
   test::XmlCheck x;
   ASSERT_TRUE(x.parse(test::read_text(path("o.svg")))) << x.error();
   EXPECT_EQ(x.find("polyline").size(), 4u);
+}
+
+// `stk run --budget-at`: the budget drops to the minimum before position 20
+// and returns to full before 40. The text must be the one a plain
+// eval/sample loop with the same budget changes produces, and stderr must
+// report exactly the blocks between the two prefixes moving each way.
+TEST_F(SimCli, RunChangesTheBudgetMidGeneration) {
+  Sim s(bitstack_model());
+  const stk_budget_info bi = s.info();
+  ASSERT_GT(bi.n_blocks, bi.min_blocks);
+  std::string expected;
+  int32_t token = 1;  // BOS at position 0
+  stk_message m{};
+  ASSERT_EQ(stk_session_set_sampler(s.session, nullptr, &m), STK_OK) << m.text;  // greedy, as --temp 0
+  for (uint32_t pos = 0; pos < 60; ++pos) {
+    if (pos == 20) ASSERT_EQ(stk_session_set_budget(s.session, bi.min_budget_bytes, nullptr, &m), STK_OK) << m.text;
+    if (pos == 40) ASSERT_EQ(stk_session_set_budget(s.session, bi.full_budget_bytes, nullptr, &m), STK_OK) << m.text;
+    ASSERT_EQ(stk_session_eval(s.session, &token, 1, nullptr, &m), STK_OK) << m.text;
+    int32_t next = 0;
+    ASSERT_EQ(stk_session_sample(s.session, &next, &m), STK_OK) << m.text;
+    if (next == 1) break;
+    size_t len = 0;
+    const char* piece = stk_token_piece(s.model, token, next, &len);
+    if (piece != nullptr && stk_piece_is_printable(piece, len)) expected.append(piece, len);
+    token = next;
+  }
+  Cmd c = run_stk("run " + path("m.stk") + " -n 60 --temp 0 --budget-at 40:full --budget-at 20:min", path("run.err"));
+  const std::string err = test::read_text(path("run.err"));
+  ASSERT_EQ(c.status, 0) << err;
+  EXPECT_EQ(c.out, expected + "\n");
+  const uint32_t moved = bi.n_blocks - bi.min_blocks;
+  const uint64_t bytes = bi.full_budget_bytes - bi.min_budget_bytes;
+  const std::string down = "[position 20: budget " + std::to_string(bi.min_budget_bytes) +
+                           ": loaded 0 blocks (0 bytes), dropped " + std::to_string(moved) + " (" +
+                           std::to_string(bytes) + " bytes); " + std::to_string(bi.min_blocks) + " resident";
+  const std::string up = "[position 40: budget " + std::to_string(bi.full_budget_bytes) + ": loaded " +
+                         std::to_string(moved) + " blocks (" + std::to_string(bytes) + " bytes), dropped 0 (0 bytes); " +
+                         std::to_string(bi.n_blocks) + " resident";
+  EXPECT_NE(err.find(down), std::string::npos) << err;
+  EXPECT_NE(err.find(up), std::string::npos) << err;
+  EXPECT_LT(err.find(down), err.find(up)) << err;
+  const Cmd unchanged = run_stk("run " + path("m.stk") + " -n 60 --temp 0", path("plain.err"));
+  EXPECT_NE(unchanged.out, c.out) << "the minimum budget's blocks give another text";
+
+  // Refused up front, naming the minimum; nothing is generated.
+  c = run_stk("run " + path("m.stk") + " -n 60 --budget-at 20:1KB");
+  EXPECT_EQ(c.status, 2) << c.out;
+  EXPECT_NE(c.out.find("below the model's minimum budget of " + std::to_string(bi.min_budget_bytes) + " bytes"),
+            std::string::npos)
+      << c.out;
 }
 
 }  // namespace
