@@ -289,22 +289,28 @@ TEST(BitStackModel, MalformedBlocksAreRejected) {
                         {"rows", 12, 65u},         {"rank", 20, 0u},         {"rank", 20, 65u},
                         {"kind", 24, 7u},          {"sign bytes", 28, 1u},    {"u_offset", 32, 64u},
                         {"bytes", 40, 0xFFFFFFC0u}, {"bytes (low)", 40, 64u}};
-  for (const Case& c : cases) {
+  // img with `n` bytes at `at` replaced by `value`; opening it with data
+  // checksums skipped must fail on the header check itself, naming BitStack.
+  auto expect_rejected = [&img](uint64_t at, const void* value, size_t n, const char* what) {
     ModelImage bad = to_image(std::vector<uint8_t>(img.bytes.get(), img.bytes.get() + img.size));
-    if (std::string(c.what) == "index") {
-      uint16_t v = uint16_t(c.value);
-      std::memcpy(bad.bytes.get() + second + c.field, &v, 2);
-    } else {
-      std::memcpy(bad.bytes.get() + second + c.field, &c.value, 4);
-    }
+    std::memcpy(bad.bytes.get() + at, value, n);
     stk_model_options o = STK_MODEL_OPTIONS_INIT;
     o.flags = STK_MODEL_SKIP_DATA_CHECKSUMS;
     stk_model* m = nullptr;
     stk_message msg{};
-    EXPECT_EQ(stk_model_open_memory(bad.bytes.get(), bad.size, &o, &m, &msg), STK_ERR_BAD_FORMAT) << c.what;
+    EXPECT_EQ(stk_model_open_memory(bad.bytes.get(), bad.size, &o, &m, &msg), STK_ERR_BAD_FORMAT) << what;
     EXPECT_NE(std::string(msg.text).find("BitStack"), std::string::npos) << msg.text;
     stk_model_close(m);
+    return bad;
+  };
+  for (const Case& c : cases) {
+    const uint16_t index = uint16_t(c.value);  // the index field is 16 bits wide
+    const bool narrow = std::string(c.what) == "index";
+    ModelImage bad = expect_rejected(second + c.field, narrow ? static_cast<const void*>(&index) : &c.value,
+                                     narrow ? 2 : 4, c.what);
     // With checksums on, the same corruption is caught as corruption.
+    stk_model* m = nullptr;
+    stk_message msg{};
     EXPECT_EQ(stk_model_open_memory(bad.bytes.get(), bad.size, nullptr, &m, &msg), STK_ERR_CHECKSUM) << c.what;
     stk_model_close(m);
   }
@@ -336,17 +342,7 @@ TEST(BitStackModel, MalformedBlocksAreRejected) {
   } reuse_cases[] = {{"scale NaN", reuse, 48, nan_bits},   {"scale infinite", reuse, 48, inf_bits},
                      {"scale zero", reuse, 48, zero_bits}, {"rank not block 0's", reuse, 20, 2u},
                      {"reserved word", reuse, 52, 1u},     {"kind-0 reserved word", second, 48, 1u}};
-  for (const auto& c : reuse_cases) {
-    ModelImage bad = to_image(std::vector<uint8_t>(img.bytes.get(), img.bytes.get() + img.size));
-    std::memcpy(bad.bytes.get() + c.block + c.field, &c.value, 4);
-    stk_model_options o = STK_MODEL_OPTIONS_INIT;
-    o.flags = STK_MODEL_SKIP_DATA_CHECKSUMS;
-    stk_model* m = nullptr;
-    stk_message msg{};
-    EXPECT_EQ(stk_model_open_memory(bad.bytes.get(), bad.size, &o, &m, &msg), STK_ERR_BAD_FORMAT) << c.what;
-    EXPECT_NE(std::string(msg.text).find("BitStack"), std::string::npos) << msg.text;
-    stk_model_close(m);
-  }
+  for (const auto& c : reuse_cases) expect_rejected(c.block + c.field, &c.value, 4, c.what);
 }
 
 }  // namespace
