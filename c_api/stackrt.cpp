@@ -56,8 +56,22 @@ stk_status read_options(const T* in, T* out, const char* what, stk_message* msg)
   return STK_OK;
 }
 
+// read_options plus a check that every flag is one this version knows.
+stk_status read_session_config(const stk_session_config* in, stk_session_config* out, stk_message* msg) {
+  stk_status rc = read_options(in, out, "stk_session_config", msg);
+  if (rc != STK_OK) return rc;
+  const uint32_t unknown = out->flags & ~uint32_t(STK_SESSION_SCALAR_KERNELS);
+  if (unknown != 0) {
+    Message w = wrap(msg);
+    return to_c(stk::fail(&w, Status::Unsupported, "stk_session_config.flags has bits 0x%x that this library version (%s) does not know",
+                          unknown, STK_VERSION_STRING));
+  }
+  return STK_OK;
+}
+
 stk::SessionConfig session_config(const stk_session_config& c) {
-  return stk::SessionConfig{c.context_length, c.n_threads, c.max_batch, c.max_budget_bytes};
+  return stk::SessionConfig{c.context_length, c.n_threads, c.max_batch, c.max_budget_bytes,
+                           (c.flags & STK_SESSION_SCALAR_KERNELS) != 0};
 }
 
 stk_status finish_open(stk::Model* m, const stk_model_options& o, stk_model** out, stk_message* msg) {
@@ -202,7 +216,7 @@ stk_status stk_session_arena_size(const stk_model* model, const stk_session_conf
                                   stk_message* msg) {
   if (model == nullptr || out_bytes == nullptr) return fail_c(msg, Status::InvalidArgument, "NULL argument");
   stk_session_config c;
-  stk_status rc = read_options(config, &c, "stk_session_config", msg);
+  stk_status rc = read_session_config(config, &c, msg);
   if (rc != STK_OK) return rc;
   stk::Arena a{nullptr, 0, 0};
   Message w = wrap(msg);
@@ -222,7 +236,7 @@ stk_status stk_session_init(const stk_model* model, const stk_session_config* co
   *out_session = nullptr;
   if (model == nullptr || arena == nullptr) return fail_c(msg, Status::InvalidArgument, "model or arena is NULL");
   stk_session_config c;
-  stk_status rc = read_options(config, &c, "stk_session_config", msg);
+  stk_status rc = read_session_config(config, &c, msg);
   if (rc != STK_OK) return rc;
   // Measure first, so a short arena is reported with the full requirement.
   stk::Arena probe{nullptr, 0, 0};

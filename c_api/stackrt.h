@@ -155,6 +155,14 @@ int stk_piece_is_printable(const char* piece, size_t len);
 
 typedef struct stk_session stk_session;
 
+enum {
+  /* Use the portable scalar kernels instead of the CPU's SIMD ones. Slower,
+     but the arithmetic is then the same on every target (the runtime is built
+     without floating-point contraction), so a host reproduces a device's
+     tokens bit for bit: the bare-metal test compares against this. */
+  STK_SESSION_SCALAR_KERNELS = 1u << 0
+};
+
 typedef struct stk_session_config {
   uint32_t struct_size;
   uint32_t context_length; /* positions kept in the KV cache; 0 = the model's seq_len */
@@ -163,8 +171,9 @@ typedef struct stk_session_config {
   uint64_t max_budget_bytes; /* BitStack models: the largest weight budget (fixed tensors + resident
                                 blocks) the session can be raised to; its blocks live in the arena,
                                 which grows accordingly. 0 = the full model. The session starts at it. */
+  uint32_t flags;          /* STK_SESSION_* flags */
 } stk_session_config;
-#define STK_SESSION_CONFIG_INIT {sizeof(stk_session_config), 0, 0, 0, 0}
+#define STK_SESSION_CONFIG_INIT {sizeof(stk_session_config), 0, 0, 0, 0, 0}
 
 /* The exact arena bytes stk_session_init needs for this model and config. */
 stk_status stk_session_arena_size(const stk_model* model, const stk_session_config* config, size_t* out_bytes,

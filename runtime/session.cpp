@@ -71,7 +71,7 @@ Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Sess
   s->act_q8 = act_q8;
   s->act_q8_scales = act_q8_scales;
   s->act_q8_ld = act_ld;
-  s->kernels = &kernels_best();
+  s->kernels = cfg.scalar_kernels ? &kernel_table_scalar() : &kernels_best();
   s->observer = nullptr;
   s->observer_user = nullptr;
   sampler_init(&s->sampler, c.vocab_size, 0.0f, 0.0f, 0, ps);

@@ -24,6 +24,7 @@ struct SessionConfig {
   uint32_t n_threads;       // 0 = 1
   uint32_t max_batch;       // tokens per eval call; 0 = kDefaultMaxBatch
   uint64_t max_budget;      // BitStack: largest weight budget (bytes) the block pool holds; 0 = full
+  bool scalar_kernels;      // portable kernels: the same arithmetic on every target
 };
 constexpr uint32_t kDefaultMaxBatch = 16;
 

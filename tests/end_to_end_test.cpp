@@ -81,6 +81,48 @@ TEST(EndToEnd, ResultsIdenticalForOneTwoAndThreeThreads) {
   EXPECT_TRUE(logits[0] == logits[2]);
 }
 
+// STK_SESSION_SCALAR_KERNELS: the portable kernels give the same model (the
+// SIMD ones differ only in summation order), independent of the thread
+// count; the bare-metal test (scripts/test-cross.sh) checks that they match
+// a Cortex-M build token for token. Unknown flag bits are refused.
+// STK_SESSION_SCALAR_KERNELS: the portable kernels compute the same model as
+// the SIMD ones (which differ only in summation order: compared on F32, since
+// with int8 activations an order difference can flip a rounding), and do not
+// depend on the thread count; the bare-metal test (scripts/test-cross.sh)
+// checks that they match a Cortex-M build token for token. Unknown flag bits
+// are refused.
+TEST(EndToEnd, ScalarKernelsFlagGivesTheSameModelAndUnknownFlagsAreRefused) {
+  const uint32_t scalar = STK_SESSION_SCALAR_KERNELS;
+  auto eval = [](const ModelImage& img, uint32_t threads, uint32_t flags) {
+    Runner r(img, threads, 64, 0, flags);
+    std::vector<int32_t> toks = r.tokenize(read_text(data_path("tinystories_valid_dev.txt")).substr(0, 1200));
+    toks.resize(std::min<size_t>(toks.size(), 200));
+    std::vector<float> logits(toks.size() * r.info.vocab_size);
+    stk_message m{};
+    EXPECT_EQ(stk_session_eval(r.session, toks.data(), uint32_t(toks.size()), logits.data(), &m), STK_OK) << m.text;
+    return logits;
+  };
+  const std::vector<float> simd = eval(stories260k(WeightFormat::F32), 1, 0);
+  const std::vector<float> portable = eval(stories260k(WeightFormat::F32), 1, scalar);
+  ASSERT_EQ(simd.size(), portable.size());
+  float worst = 0.0f;
+  for (size_t i = 0; i < simd.size(); ++i) worst = std::max(worst, std::fabs(simd[i] - portable[i]));
+  EXPECT_LT(worst, 1e-4f) << "scalar and SIMD kernels compute different models";
+  EXPECT_TRUE(eval(stories260k(WeightFormat::Q8), 1, scalar) == eval(stories260k(WeightFormat::Q8), 2, scalar))
+      << "scalar kernels depend on the thread count";
+
+  const ModelImage& img = stories260k(WeightFormat::Q8);
+  stk_model* model = nullptr;
+  stk_message m{};
+  ASSERT_EQ(stk_model_open_memory(img.bytes.get(), img.size, nullptr, &model, &m), STK_OK) << m.text;
+  stk_session_config cfg = STK_SESSION_CONFIG_INIT;
+  cfg.flags = 1u << 7;
+  size_t bytes = 0;
+  EXPECT_EQ(stk_session_arena_size(model, &cfg, &bytes, &m), STK_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(m.text).find("flags"), std::string::npos) << m.text;
+  stk_model_close(model);
+}
+
 TEST(EndToEnd, SameSeedSameTextDifferentSeedDifferentText) {
   Runner r(stories260k(WeightFormat::Q8));
   stk_sampler_config sc = STK_SAMPLER_CONFIG_INIT;

@@ -129,7 +129,8 @@ struct Runner {
   std::vector<uint8_t> arena;
   stk_model_info info = STK_MODEL_INFO_INIT;
 
-  explicit Runner(const ModelImage& img, uint32_t threads = 1, uint32_t max_batch = 0, uint32_t context = 0) {
+  explicit Runner(const ModelImage& img, uint32_t threads = 1, uint32_t max_batch = 0, uint32_t context = 0,
+                  uint32_t flags = 0) {
     stk_message m{};
     EXPECT_EQ(stk_model_open_memory(img.bytes.get(), img.size, nullptr, &model, &m), STK_OK) << m.text;
     EXPECT_EQ(stk_model_get_info(model, &info, &m), STK_OK) << m.text;
@@ -137,6 +138,7 @@ struct Runner {
     cfg.n_threads = threads;
     cfg.max_batch = max_batch;
     cfg.context_length = context;
+    cfg.flags = flags;
     size_t bytes = 0;
     EXPECT_EQ(stk_session_arena_size(model, &cfg, &bytes, &m), STK_OK) << m.text;
     arena.resize(bytes);

@@ -76,6 +76,7 @@ int run_run(const Args& a) {
   stk_session_config cfg = STK_SESSION_CONFIG_INIT;
   cfg.n_threads = uint32_t(a.integer("--threads", 1, 1, 16));
   cfg.max_batch = 64;
+  if (a.has("--scalar-kernels")) cfg.flags |= STK_SESSION_SCALAR_KERNELS;
   if (a.has("--budget")) cfg.max_budget_bytes = parse_size(a.get("--budget"));
   BudgetChanges bc;
   if (a.has("--budget-at")) {
@@ -150,6 +151,7 @@ const Command kRunCommand = {
         {"--budget", "SIZE", "BitStack RAM budget for weights (bytes, or KB/MB/KiB/MiB): the longest block prefix within it"},
         {"--budget-at", "STEP:BUDGET", "change the budget before the token at position STEP (BOS = 0, as -n counts) is evaluated; BUDGET: a size, min, full or P% of the range; repeatable"},
         {"--tokenizer", "FILE", "llama2.c tokenizer.bin overriding the embedded one"},
+        {"--scalar-kernels", nullptr, "use the portable scalar kernels: slower, but the same arithmetic as on any device (e.g. the Cortex-M build), so the same tokens"},
     },
     run_run,
 };

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the bare-metal example under qemu-system-arm (semihosting) and checks
 # that its stdout equals the expected text (the host's greedy output for the
-# same packed model: `stk run MODEL -n 200 --temp 0`).
+# same packed model: `stk run MODEL -n 200 --temp 0 --scalar-kernels`, whose
+# arithmetic is the same as the Cortex-M build's).
 #
 #   run-qemu.sh ELF [MACHINE] [EXPECTED]
 #     MACHINE   qemu board, default mps2-an386 (Cortex-M4F); mps2-an500 for M7
