@@ -57,8 +57,8 @@ void matmul_q8_vnni(const WeightView& w, const Activations& a, float* y, size_t 
 STK_LOWBIT_DECL(lowbit_avx2)
 STK_LOWBIT_DECL(lowbit_vnni)
 #undef STK_LOWBIT_DECL
-// Q4K/Q3K/Q2K/T2K: lowbitk_avx2.cpp (namespace lowbitk_avx2, body in
-// lowbitk_x86.inl), lowbitk_avx512.cpp (lowbitk_vnni, needs AVX-512 VNNI).
+// Q4K/Q3K/Q2K/T2K: lowbitk_avx2.cpp (namespace lowbitk_avx2), lowbitk_avx512.cpp
+// (lowbitk_vnni, needs AVX-512 VNNI).
 #define STK_LOWBITK_DECL(ns)                                                                                  \
   namespace ns {                                                                                              \
   void matmul_q4k(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1); \

@@ -217,8 +217,12 @@ inline void step(const uint8_t* ck, uint32_t k, uint32_t rest, __m512 zu, const 
         __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p0, _mm512_load_si512(ap));
         sum = _mm512_dpbusd_epi32(sum, p1, _mm512_load_si512(ap + 64));
         const __m512 x = _mm512_fnmadd_ps(zl, _mm512_load_ps(P[t].asum + 32 * k + 16 * j), _mm512_cvtepi32_ps(sum));
-        __m512* a = j ? acc2 : acc;
-        a[t] = _mm512_fmadd_ps(x, _mm512_permutexvar_ps(lane_block, dx[t]), a[t]);
+        const __m512 dxl = _mm512_permutexvar_ps(lane_block, dx[t]);
+        if (j) {  // not a pointer to either array: keeps both in registers
+          acc2[t] = _mm512_fmadd_ps(x, dxl, acc2[t]);
+        } else {
+          acc[t] = _mm512_fmadd_ps(x, dxl, acc[t]);
+        }
       }
     }
     return;
@@ -238,8 +242,11 @@ inline void step(const uint8_t* ck, uint32_t k, uint32_t rest, __m512 zu, const 
     __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), p[0], _mm512_load_si512(ap));
     for (int s = 1; s < 4; ++s) sum = _mm512_dpbusd_epi32(sum, p[s], _mm512_load_si512(ap + 64 * s));
     const __m512 x = _mm512_fnmadd_ps(zu, _mm512_load_ps(P[t].asum + 16 * k), _mm512_cvtepi32_ps(sum));
-    __m512* a = k % 2 ? acc2 : acc;
-    a[t] = _mm512_fmadd_ps(x, dx[t], a[t]);
+    if (k % 2) {
+      acc2[t] = _mm512_fmadd_ps(x, dx[t], acc2[t]);
+    } else {
+      acc[t] = _mm512_fmadd_ps(x, dx[t], acc[t]);
+    }
   }
 }
 
