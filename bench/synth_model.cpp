@@ -49,6 +49,12 @@ host::PackedTensor make_tensor(TensorRole role, uint32_t layer, uint32_t rows, u
   std::memset(p.params, 0, sizeof p.params);
   if (p.format == WeightFormat::Q8) p.params[0] = kQ8Group;
   if (is_lowbit_format(p.format)) p.params[0] = spec.group;
+  if (is_lowbitk_format(p.format)) {  // Q4K..T2K: group, tensor scale D = 0.5, log step 2^-1/32
+    const float D = 0.5f;
+    p.params[0] = spec.group;
+    std::memcpy(&p.params[1], &D, 4);
+    p.params[2] = 5;
+  }
   uint64_t bytes = 0;
   if (!weight_format_bytes(p.format, rows, cols, p.params, &bytes)) throw std::runtime_error("bench: bad shape");
   p.data.assign(bytes, 0);
@@ -62,6 +68,10 @@ host::PackedTensor make_tensor(TensorRole role, uint32_t layer, uint32_t rows, u
   if (p.format == WeightFormat::Q8) {
     scales_at = q8_scales_offset(rows, cols);
     n_scales = uint64_t(rows) * q8_groups_per_row(cols);
+  } else if (is_lowbitk_format(p.format)) {
+    LowbitKLayout L;
+    lowbitk_layout(p.format, rows, cols, p.params, &L);
+    scales_at = L.scales_offset;
   } else {
     LowbitLayout L;
     lowbit_layout(p.format, rows, cols, p.params, &L);
@@ -75,6 +85,15 @@ host::PackedTensor make_tensor(TensorRole role, uint32_t layer, uint32_t rows, u
   }
   if (p.format == WeightFormat::Q8) {
     for (uint64_t i = 0; i < scales_at; ++i) p.data[i] = uint8_t(int(p.data[i]) - 64);
+  }
+  if (is_lowbitk_format(p.format)) {  // u8 scale codes e (d = 0.5 * 2^(-e/32) ~ 0.01), then zeros z
+    LowbitKLayout L;
+    lowbitk_layout(p.format, rows, cols, p.params, &L);
+    for (uint64_t i = 0; i < uint64_t(rows) * L.row_scale_bytes; ++i) {
+      const bool zero = !L.ternary && i % L.row_scale_bytes >= L.groups_per_row;
+      p.data[scales_at + i] = uint8_t(zero ? 128 : 180 + rng->bits() % 8);
+    }
+    return p;
   }
   const uint16_t d = float_to_half(p.format == WeightFormat::Q8 ? 0.0004f : 0.01f);
   const uint16_t m = float_to_half(-0.05f);

@@ -22,8 +22,8 @@ KernelSet make_scalar() {
   for (WeightFormat f : {WeightFormat::Q4, WeightFormat::Q3, WeightFormat::Q2, WeightFormat::T2}) {
     put(&k, f, matmul_lowbit_scalar, true);
   }
-  // Quantized-scale variants: scalar only so far; the SIMD tables below start
-  // from this one, so they run these through the scalar kernel.
+  // Quantized-scale variants: the x86 SIMD tables below override these; a
+  // table without its own kernels runs them through the scalar one.
   for (WeightFormat f : {WeightFormat::Q4K, WeightFormat::Q3K, WeightFormat::Q2K, WeightFormat::T2K}) {
     put(&k, f, matmul_lowbitk_scalar, true);
   }
@@ -43,6 +43,10 @@ KernelSet make_avx2() {
   put(&k, WeightFormat::Q3, lowbit_avx2::matmul_q3, true);
   put(&k, WeightFormat::Q2, lowbit_avx2::matmul_q2, true);
   put(&k, WeightFormat::T2, lowbit_avx2::matmul_t2, true);
+  put(&k, WeightFormat::Q4K, lowbitk_avx2::matmul_q4k, true);
+  put(&k, WeightFormat::Q3K, lowbitk_avx2::matmul_q3k, true);
+  put(&k, WeightFormat::Q2K, lowbitk_avx2::matmul_q2k, true);
+  put(&k, WeightFormat::T2K, lowbitk_avx2::matmul_t2k, true);
   put(&k, WeightFormat::Sparse, matmul_sparse_avx2);
   put(&k, WeightFormat::BitStack, matmul_bitstack_avx2);
   return k;
@@ -65,6 +69,10 @@ KernelSet make_avx512() {
     put(&k, WeightFormat::Q3, lowbit_vnni::matmul_q3, true);
     put(&k, WeightFormat::Q2, lowbit_vnni::matmul_q2, true);
     put(&k, WeightFormat::T2, lowbit_vnni::matmul_t2, true);
+    put(&k, WeightFormat::Q4K, lowbitk_vnni::matmul_q4k, true);
+    put(&k, WeightFormat::Q3K, lowbitk_vnni::matmul_q3k, true);
+    put(&k, WeightFormat::Q2K, lowbitk_vnni::matmul_q2k, true);
+    put(&k, WeightFormat::T2K, lowbitk_vnni::matmul_t2k, true);
   }
   return k;
 }

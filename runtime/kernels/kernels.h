@@ -20,7 +20,7 @@ void matmul_lowbit_scalar(const WeightView& w, const Activations& a, float* y, s
 void matmul_lowbit_f32act_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                                  uint32_t r1);
 // Q4K/Q3K/Q2K/T2K (quantized group scales, runtime/lowbit.h), int8 activations;
-// lowbit_scalar.cpp. Every SIMD table inherits it from the scalar table.
+// lowbit_scalar.cpp. The x86 tables override it (below); NEON inherits it.
 void matmul_lowbitk_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                            uint32_t r1);
 
@@ -57,6 +57,18 @@ void matmul_q8_vnni(const WeightView& w, const Activations& a, float* y, size_t 
 STK_LOWBIT_DECL(lowbit_avx2)
 STK_LOWBIT_DECL(lowbit_vnni)
 #undef STK_LOWBIT_DECL
+// Q4K/Q3K/Q2K/T2K: lowbitk_avx2.cpp (namespace lowbitk_avx2), lowbitk_avx512.cpp
+// (lowbitk_vnni, needs AVX-512 VNNI).
+#define STK_LOWBITK_DECL(ns)                                                                                  \
+  namespace ns {                                                                                              \
+  void matmul_q4k(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1); \
+  void matmul_q3k(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1); \
+  void matmul_q2k(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1); \
+  void matmul_t2k(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1); \
+  }
+STK_LOWBITK_DECL(lowbitk_avx2)
+STK_LOWBITK_DECL(lowbitk_vnni)
+#undef STK_LOWBITK_DECL
 #endif
 
 #if defined(__ARM_NEON)
