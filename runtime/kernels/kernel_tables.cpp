@@ -22,8 +22,9 @@ KernelSet make_scalar() {
   for (WeightFormat f : {WeightFormat::Q4, WeightFormat::Q3, WeightFormat::Q2, WeightFormat::T2}) {
     put(&k, f, matmul_lowbit_scalar, true);
   }
-  // Quantized-scale variants: scalar only so far; the SIMD tables below start
-  // from this one, so they run these through the scalar kernel.
+  // Quantized-scale variants. The SIMD tables below start from this one, so
+  // a table without its own kernels (x86 so far) runs these through the
+  // scalar kernel; make_neon overrides them.
   for (WeightFormat f : {WeightFormat::Q4K, WeightFormat::Q3K, WeightFormat::Q2K, WeightFormat::T2K}) {
     put(&k, f, matmul_lowbitk_scalar, true);
   }
@@ -82,6 +83,10 @@ KernelSet make_neon() {
   put(&k, WeightFormat::Q3, lowbit_neon::matmul_q3, true);
   put(&k, WeightFormat::Q2, lowbit_neon::matmul_q2, true);
   put(&k, WeightFormat::T2, lowbit_neon::matmul_t2, true);
+  put(&k, WeightFormat::Q4K, lowbitk_neon::matmul_q4k, true);
+  put(&k, WeightFormat::Q3K, lowbitk_neon::matmul_q3k, true);
+  put(&k, WeightFormat::Q2K, lowbitk_neon::matmul_q2k, true);
+  put(&k, WeightFormat::T2K, lowbitk_neon::matmul_t2k, true);
   put(&k, WeightFormat::Sparse, matmul_sparse_neon);
   put(&k, WeightFormat::BitStack, matmul_bitstack_neon);
   return k;

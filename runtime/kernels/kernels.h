@@ -20,7 +20,8 @@ void matmul_lowbit_scalar(const WeightView& w, const Activations& a, float* y, s
 void matmul_lowbit_f32act_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                                  uint32_t r1);
 // Q4K/Q3K/Q2K/T2K (quantized group scales, runtime/lowbit.h), int8 activations;
-// lowbit_scalar.cpp. Every SIMD table inherits it from the scalar table.
+// lowbit_scalar.cpp. The NEON table has its own (lowbitk_neon below); the x86
+// tables inherit this one from the scalar table.
 void matmul_lowbitk_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                            uint32_t r1);
 
@@ -73,6 +74,13 @@ void matmul_q3(const WeightView& w, const Activations& a, float* y, size_t ldy, 
 void matmul_q2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 void matmul_t2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 }  // namespace lowbit_neon
+// Q4K/Q3K/Q2K/T2K (quantized group scales), int8 activations; lowbitk_neon.cpp.
+namespace lowbitk_neon {
+void matmul_q4k(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_q3k(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_q2k(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_t2k(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+}  // namespace lowbitk_neon
 #endif
 
 }  // namespace stk
