@@ -22,8 +22,8 @@ KernelSet make_scalar() {
   for (WeightFormat f : {WeightFormat::Q4, WeightFormat::Q3, WeightFormat::Q2, WeightFormat::T2}) {
     put(&k, f, matmul_lowbit_scalar, true);
   }
-  // Quantized-scale variants: the x86 SIMD tables below override these; a
-  // table without its own kernels runs them through the scalar one.
+  // Quantized-scale variants: make_avx2/make_avx512 and make_neon override
+  // these; a table without its own kernels runs them through the scalar one.
   for (WeightFormat f : {WeightFormat::Q4K, WeightFormat::Q3K, WeightFormat::Q2K, WeightFormat::T2K}) {
     put(&k, f, matmul_lowbitk_scalar, true);
   }
@@ -90,6 +90,10 @@ KernelSet make_neon() {
   put(&k, WeightFormat::Q3, lowbit_neon::matmul_q3, true);
   put(&k, WeightFormat::Q2, lowbit_neon::matmul_q2, true);
   put(&k, WeightFormat::T2, lowbit_neon::matmul_t2, true);
+  put(&k, WeightFormat::Q4K, lowbitk_neon::matmul_q4k, true);
+  put(&k, WeightFormat::Q3K, lowbitk_neon::matmul_q3k, true);
+  put(&k, WeightFormat::Q2K, lowbitk_neon::matmul_q2k, true);
+  put(&k, WeightFormat::T2K, lowbitk_neon::matmul_t2k, true);
   put(&k, WeightFormat::Sparse, matmul_sparse_neon);
   put(&k, WeightFormat::BitStack, matmul_bitstack_neon);
   return k;

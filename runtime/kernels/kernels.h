@@ -20,7 +20,8 @@ void matmul_lowbit_scalar(const WeightView& w, const Activations& a, float* y, s
 void matmul_lowbit_f32act_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                                  uint32_t r1);
 // Q4K/Q3K/Q2K/T2K (quantized group scales, runtime/lowbit.h), int8 activations;
-// lowbit_scalar.cpp. The x86 tables override it (below); NEON inherits it.
+// lowbit_scalar.cpp. The x86 tables (lowbitk_avx2/lowbitk_vnni below) and the
+// NEON table (lowbitk_neon below) have their own.
 void matmul_lowbitk_scalar(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                            uint32_t r1);
 
@@ -85,6 +86,13 @@ void matmul_q3(const WeightView& w, const Activations& a, float* y, size_t ldy, 
 void matmul_q2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 void matmul_t2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 }  // namespace lowbit_neon
+// Q4K/Q3K/Q2K/T2K (quantized group scales), int8 activations; lowbitk_neon.cpp.
+namespace lowbitk_neon {
+void matmul_q4k(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_q3k(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_q2k(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+void matmul_t2k(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+}  // namespace lowbitk_neon
 #endif
 
 }  // namespace stk
