@@ -18,7 +18,8 @@
 //
 // Only full loads in the main loop (masked loads that miss the cache are slow
 // on AMD cores); columns go in stripes of kStripeChunks chunks so the tables
-// have a fixed size; up to four tokens share each decoded chunk. Kept values
+// have a fixed size; up to four tokens share each decoded chunk, and a single
+// token (decode) prefetches each row's values and indices ahead. Kept values
 // after the last full chunk go through the scalar loop of
 // sparse_x86_common.h. Other tensors go to the float kernel
 // (sparse_avx512.cpp). Compiled with -mavx512f -mavx512bw -mavx512vl
