@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -69,7 +70,7 @@ double decode_speed(const std::vector<uint8_t>& image, uint32_t threads, uint64_
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const std::string shape = argc > 1 ? argv[1] : "stories110M";
   const uint32_t threads = argc > 2 ? uint32_t(std::atoi(argv[2])) : 1;
   const uint32_t rank_override = argc > 3 ? uint32_t(std::atoi(argv[3])) : 0;  // 0 = the packer's default rule
@@ -119,4 +120,20 @@ int main(int argc, char** argv) {
               shape.c_str(), rank_override, threads, (unsigned long long)q4_bytes, q4_speed, (unsigned long long)bs_bytes, bs_speed,
               bs_speed / q4_speed);
   return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && (std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "--help") == 0)) {
+    std::printf("usage: stk_bitstack_bench [SHAPE [THREADS [RANK]]]\n"
+                "Decode tok/s of a random-weight BitStack model at the weight budget of the Q4 model of the\n"
+                "same shape, against that Q4 model. SHAPE: stories15M, stories110M (default) or tinyllama;\n"
+                "THREADS default 1; RANK default: the packer's per-matrix rule.\n");
+    return 0;
+  }
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "stk_bitstack_bench: %s\n", e.what());
+    return 2;
+  }
 }
