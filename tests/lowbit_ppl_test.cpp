@@ -142,13 +142,15 @@ TEST(LowbitPpl, EveryFormatRoundToNearestAndCalibrated) {
 // Quantized group scales (q4k, q3k, q2k: groups of 16 with 8-bit scale and
 // zero codes, docs/format.md §8.3) against fp16 scales on groups of 32: no
 // more bits, lower perplexity after GPTQ at every width. Emulation sizes: the
-// 4-bit width only (see kCalibStories).
+// 3-bit width only (see kCalibStories): on their 12 eval stories the 4-bit
+// gap (+3.2 % against +4.8 % held out) is within the sample's noise, and
+// which of the two wins flipped between targets with the same code.
 TEST(LowbitPpl, QuantizedScalesBeatFp16ScalesAtNoMoreBits) {
   const Fixture* f = fixture();
   if (!f) GTEST_SKIP() << "tinystories_valid_dev.txt not found in tests/data or ../shared/data";
   const double base = ppl_of(pack(*f, "f32", false), f->eval);
   const std::vector<const char*> widths =
-      stk::test::kEmulationSizes ? std::vector<const char*>{"4"} : std::vector<const char*>{"4", "3", "2"};
+      stk::test::kEmulationSizes ? std::vector<const char*>{"3"} : std::vector<const char*>{"4", "3", "2"};
   for (const char* bits : widths) {
     const std::string plain = std::string("q") + bits, k = plain + "k";
     const Packed pk = pack(*f, k, true), pp = pack(*f, plain, true);
