@@ -191,6 +191,10 @@ inline void chunk(__m512i v, uint32_t c, uint32_t j, const TokenPrep* P, const _
   }
 }
 
+// Decode prefetch distance in code bytes (prefetches never fault, so running
+// past the tensor is harmless).
+constexpr uint32_t kAhead = 4096;
+
 template <int Bits, bool Ternary, int NT>
 void rows(const WeightView& w, const LowbitLayout& L, const StripeArgs& sa, uint32_t r0, uint32_t r1) {
   constexpr uint32_t CB = Geometry<Bits>::kBlocks, CPS = Geometry<Bits>::kChunks;
@@ -217,6 +221,9 @@ void rows(const WeightView& w, const LowbitLayout& L, const StripeArgs& sa, uint
         dx[t] = _mm512_mul_ps(d, _mm512_loadu_ps(sa.xs[t] + k * 16));
       }
       const uint8_t* ck = codes + uint64_t(k) * 16 * L.block_bytes;
+      if (NT == 1) {  // decode: memory-bound; keep more misses in flight than the hardware prefetcher does
+        for (uint32_t j = 0; j < CPS; ++j) _mm_prefetch(reinterpret_cast<const char*>(ck + kAhead + 64 * j), _MM_HINT_T0);
+      }
       for (uint32_t j = 0; j < CPS; ++j) {
         chunk<Bits, NT>(_mm512_loadu_si512(ck + 64 * j), k * CPS + j, j, P, dx, j % 2 ? acc2 : acc);
       }
