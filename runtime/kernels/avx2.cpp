@@ -2,19 +2,10 @@
 // run-time detection.
 #include <immintrin.h>
 
+#include "runtime/kernels/avx2_hsum.h"
 #include "runtime/kernels/kernels.h"
 
 namespace stk {
-namespace {
-
-inline float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-}  // namespace
 
 void matmul_f32_avx2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
   const float* x = a.x;

@@ -10,6 +10,7 @@
 
 #include <cstring>
 
+#include "runtime/kernels/avx2_hsum.h"
 #include "runtime/kernels/kernels.h"
 #include "runtime/lowbit.h"
 
@@ -46,13 +47,6 @@ inline __m256i decode(const uint8_t* p) {
   if (Bits == 4) return decode_q4(p);
   if (Bits == 3) return decode_q3(p);
   return decode_q2(p);
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 // Blocks per row the kernel keeps per-token activation sums for on the stack
@@ -128,7 +122,7 @@ void rows_tile(const WeightView& w, const LowbitLayout& L, const int8_t* const* 
         tail[t] += m * bsum[t][b];
       }
     }
-    for (int t = 0; t < NT; ++t) yt[t][r] = hsum(acc[t]) + (hsum(macc[t]) + tail[t]);
+    for (int t = 0; t < NT; ++t) yt[t][r] = hsum256(acc[t]) + (hsum256(macc[t]) + tail[t]);
   }
 }
 

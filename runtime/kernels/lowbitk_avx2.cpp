@@ -21,6 +21,7 @@
 
 #include <cstring>
 
+#include "runtime/kernels/avx2_hsum.h"
 #include "runtime/kernels/kernels.h"
 #include "runtime/lowbit.h"
 
@@ -74,13 +75,6 @@ inline __m256i decode(const uint8_t* p) {
   if (Bits == 4) return decode_q4k(p);
   if (Bits == 3) return decode_q3k(p);
   return decode_q2k(p);
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 // 8 bytes from p of which only `avail` may be read, zero-extended to int32.
@@ -236,7 +230,7 @@ void rows(const WeightView& w, const LowbitKLayout& L, const StripeArgs& sa, uin
       }
     }
     for (int t = 0; t < NT; ++t) {
-      const float part = hsum(_mm256_add_ps(acc[t], acc2[t]));
+      const float part = hsum256(_mm256_add_ps(acc[t], acc2[t]));
       sa.y[t][r] = sa.first ? part : sa.y[t][r] + part;
     }
   }

@@ -7,19 +7,13 @@
 // from four loads (<= 32: 1:4, 2:8, 6:8, 12:16), otherwise gathered.
 #include <immintrin.h>
 
+#include "runtime/kernels/avx2_hsum.h"
 #include "runtime/kernels/sparse_x86_common.h"
 
 namespace stk {
 namespace {
 
 using namespace sparse_x86;
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // Load of up to 8 floats, zeros past `left`.
 inline __m256 load_part(const float* x, int64_t left) {
@@ -105,7 +99,7 @@ void rows_tile(const Plan& p, const Activations& a, uint32_t t0, float* y, size_
       g0 += 8 / p.L.n, rem += 8 % p.L.n;
       if (rem >= p.L.n) rem -= p.L.n, ++g0;
     }
-    for (int t = 0; t < NT; ++t) y[size_t(t0 + t) * ldy + r] = hsum(acc[t]) + scalar_rest(p, r, p.chunks * 8, xs[t]);
+    for (int t = 0; t < NT; ++t) y[size_t(t0 + t) * ldy + r] = hsum256(acc[t]) + scalar_rest(p, r, p.chunks * 8, xs[t]);
   }
 }
 
