@@ -46,6 +46,8 @@ int run_pack(const Args& a) {
       o.calib = host::story_range(host::split_stories(read_text_file(a.get("--calib"))), 0, n);
       if (o.calib.empty()) throw std::runtime_error(a.get("--calib") + ": no calibration stories");
     }
+    o.distill_epochs = uint32_t(a.integer("--distill", 0, 0, 1000));
+    if (o.distill_epochs > 0 && o.calib.empty()) throw UsageError("--distill needs --calib TEXT");
     const std::string groups = a.get("--gptq-groups", "static");
     if (groups != "static" && groups != "dynamic") throw UsageError("--gptq-groups expects static or dynamic");
     o.gptq.dynamic_groups = groups == "dynamic";
@@ -83,6 +85,7 @@ const Command kPackCommand = {
         {"--gptq-order", "act|natural", "GPTQ column order: decreasing Hessian diagonal (default) or natural"},
         {"--sparsity", "N:M", "prune every attention and MLP matrix to N:M (1 <= N < M <= 16) along the input; kept values in --format (f32, q8, q4...)"},
         {"--prune", "METHOD", "sparsity: magnitude (default), wanda or sparsegpt (these two need --calib)"},
+        {"--distill", "EPOCHS", "with --calib: afterwards train end to end towards the f32 model on the calibration text, at most EPOCHS passes (quantized: the norms; pruned: kept weights and norms)"},
         {"--sparse-layer", "PATTERN=N:M", "sparsity for matrices matching the glob ('dense' keeps them dense); repeatable, last wins"},
         {"--iters", "N", "bitstack: residual blocks per linear layer (default 8)"},
         {"--rank", "K", "bitstack: rank of each block's magnitude (default: per matrix, factors <= 1/8 of the sign bytes)"},

@@ -20,6 +20,8 @@ int run_pack_sparse(const Args& a, host::HostModel& hm, std::vector<uint8_t> tok
     o.calib = host::story_range(host::split_stories(read_text_file(a.get("--calib"))), 0, n);
     if (o.calib.empty()) throw std::runtime_error(a.get("--calib") + ": no calibration stories");
   }
+  o.distill_epochs = uint32_t(a.integer("--distill", 0, 0, 1000));
+  if (o.distill_epochs > 0 && o.calib.empty()) throw UsageError("--distill needs --calib TEXT");
   o.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
   host::SparsePackOptions sp;
   sp.pattern = host::parse_sparsity(a.get("--sparsity"));

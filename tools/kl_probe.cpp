@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "tools/distill.h"
 #include "tools/handles.h"
 #include "tools/memory_model.h"
 
@@ -40,17 +41,8 @@ std::vector<float> run_all(const PackedModel& pm, const std::vector<std::vector<
 
 KlProbe::KlProbe(const PackedModel& reference, const std::vector<std::string>& stories, uint32_t threads)
     : threads_(threads) {
-  MemoryModel mm(serialize_stk(reference));
-  vocab_ = mm.info().vocab_size;
-  const size_t max_len = mm.info().seq_len;
-  stk_message m{};
-  for (const std::string& s : stories) {
-    std::vector<int32_t> t(s.size() + 3);
-    size_t n = 0;
-    check(stk_tokenize(mm.get(), s.data(), s.size(), 1, t.data(), t.size(), &n, &m), m);
-    t.resize(std::min(n, max_len));
-    if (!t.empty()) tokens_.push_back(std::move(t));
-  }
+  tokens_ = tokenize_stories(reference, stories);
+  vocab_ = reference.config.vocab_size;
   ref_logp_ = run_all(reference, tokens_, threads_);
   for (size_t p = 0; p * vocab_ < ref_logp_.size(); ++p) {
     log_softmax(ref_logp_.data() + p * vocab_, vocab_, ref_logp_.data() + p * vocab_);

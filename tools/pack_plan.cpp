@@ -14,6 +14,7 @@
 #include "runtime/lowbit.h"
 #include "runtime/weights.h"
 #include "tools/calib.h"
+#include "tools/distill.h"
 #include "tools/gptq.h"
 #include "tools/kl_probe.h"
 #include "tools/quantize.h"
@@ -35,7 +36,8 @@ std::vector<float> dequantize_lowbit(const LowbitTensor& t) {
 // Quantizes one matrix; with a Hessian, by GPTQ. dequant (optional) gets the
 // weights the runtime will see.
 PackedTensor quantize_tensor(const HostTensor& t, const FormatSpec& spec, const CalibHessian* H,
-                             std::vector<float>* dequant, const GptqOptions& gopt = GptqOptions()) {
+                             std::vector<float>* dequant, const GptqOptions& gopt = GptqOptions(),
+                             LowbitTensor* keep = nullptr) {
   PackedTensor p;
   p.name = t.name;
   p.role = t.role;
@@ -48,6 +50,7 @@ PackedTensor quantize_tensor(const HostTensor& t, const FormatSpec& spec, const 
                        : lowbit_quantize_rtn(t.data.data(), t.rows, t.cols, spec);
     p.data = lowbit_pack(q, p.params);
     if (dequant) *dequant = dequantize_lowbit(q);
+    if (keep) *keep = std::move(q);
   } else {
     p.data = encode_weights(t.data.data(), t.rows, t.cols, spec.format, p.params);
     if (dequant) {
@@ -317,6 +320,56 @@ std::vector<FormatSpec> apply_rules(const HostModel& model, const PackPlanOption
   return out;
 }
 
+// Trains the quantized model end to end: its norm vectors, and the codes of
+// every low-bit matrix by a straight-through estimator (latent weights,
+// rounded to the nearest code of the matrix's fixed group grid in the
+// forward pass). The group scales stay as GPTQ fitted them.
+void distill_quantized(const HostModel& model, const PackPlanOptions& o, std::vector<LowbitTensor>& lowbit,
+                       PackedModel* pm) {
+  HostModel student = dequantized_model(*pm);
+  const size_t nt = student.tensors.size();
+  std::vector<std::vector<uint8_t>> trainable(nt);
+  std::vector<Projection> project(nt);
+  for (size_t i = 0; i < nt; ++i) {
+    const HostTensor& t = student.tensors[i];
+    if (!is_matrix(t) || !lowbit[i].codes.empty()) trainable[i].assign(t.data.size(), 1);
+    if (lowbit[i].codes.empty()) continue;
+    const LowbitTensor& q = lowbit[i];
+    for (size_t k = 0; k < t.data.size(); ++k) student.tensors[i].data[k] = q.value(uint32_t(k / t.cols), uint32_t(k % t.cols));
+    project[i] = [&q](const std::vector<float>& latent, std::vector<float>* eff) {
+      const uint32_t gpr = q.groups_per_row();
+      for (uint32_t r = 0; r < q.rows; ++r)
+        for (uint32_t c = 0; c < q.cols; ++c) {
+          const size_t g = size_t(r) * gpr + c / q.group, k = size_t(r) * q.cols + c;
+          const uint32_t code = lowbit_quantize_value(q.format, latent[k], q.d[g], q.m[g]);
+          (*eff)[k] = lowbit_decode_value(q.format, code, q.d[g], q.m[g]);
+        }
+    };
+  }
+  DistillOptions d;
+  d.max_epochs = o.distill_epochs;
+  d.threads = o.threads;
+  d.log = o.log;
+  if (getenv("STK_DISTILL_LR")) d.lr = atof(getenv("STK_DISTILL_LR"));
+  distill(model, student, trainable, tokenize_stories(*pm, o.calib), d, project);
+  for (size_t i = 0; i < nt; ++i) {
+    const HostTensor& t = student.tensors[i];
+    if (trainable[i].empty()) continue;
+    if (lowbit[i].codes.empty()) {
+      pm->tensors[i] = f32_tensor(t);
+      continue;
+    }
+    LowbitTensor& q = lowbit[i];
+    const uint32_t gpr = q.groups_per_row();
+    for (uint32_t r = 0; r < q.rows; ++r)
+      for (uint32_t c = 0; c < q.cols; ++c) {
+        const size_t g = size_t(r) * gpr + c / q.group, k = size_t(r) * q.cols + c;
+        q.codes[k] = uint8_t(lowbit_quantize_value(q.format, t.data[k], q.d[g], q.m[g]));
+      }
+    pm->tensors[i].data = lowbit_pack(q, pm->tensors[i].params);
+  }
+}
+
 PackedModel pack_with_plan(const HostModel& model, std::vector<uint8_t> tokenizer_section, const PackPlanOptions& o) {
   std::vector<FormatSpec> formats = apply_rules(model, o);
   PackedModel pm;
@@ -350,6 +403,7 @@ PackedModel pack_with_plan(const HostModel& model, std::vector<uint8_t> tokenize
   // whose earlier layers are already quantized, so later layers see (and
   // compensate for) the errors of earlier ones. Global matrices go last.
   const uint32_t L = model.config.n_layers;
+  std::vector<LowbitTensor> lowbit(model.tensors.size());  // codes and group grids, for distillation
   for (uint32_t step = 0; step <= L; ++step) {
     const uint32_t layer = step < L ? step : kNoLayer;
     std::set<std::string> wanted;
@@ -363,11 +417,12 @@ PackedModel pack_with_plan(const HostModel& model, std::vector<uint8_t> tokenize
       const HostTensor& t = model.tensors[i];
       if (!is_matrix(t) || t.layer != layer) continue;
       auto it = hs.find(t.name);
-      pm.tensors[i] = quantize_tensor(t, formats[i], it == hs.end() ? nullptr : &it->second, nullptr, o.gptq);
+      pm.tensors[i] = quantize_tensor(t, formats[i], it == hs.end() ? nullptr : &it->second, nullptr, o.gptq, &lowbit[i]);
     }
     say(o, layer == kNoLayer ? std::string("calibrated: global matrices done")
                              : "calibrated: layer " + std::to_string(layer) + " done");
   }
+  if (o.distill_epochs > 0) distill_quantized(model, o, lowbit, &pm);
   return pm;
 }
 

@@ -34,6 +34,11 @@ struct PackPlanOptions {
   uint32_t joint_evals = 0;
   // Formats --bpw chooses from (empty: default_bpw_candidates(bpw)).
   std::vector<FormatSpec> candidates;
+  // With calibration: afterwards train end to end towards the f32 model
+  // (tools/distill.h) for at most this many epochs (0 = off): the norm
+  // vectors of a quantized model; the kept weights and the norms of a pruned
+  // one.
+  uint32_t distill_epochs = 0;
   std::function<void(const std::string&)> log;  // progress lines (optional)
 };
 

@@ -14,6 +14,7 @@
 #include "runtime/sparse.h"
 #include "runtime/weights.h"
 #include "c_api/stackrt_internal.h"
+#include "tools/distill.h"
 #include "tools/linalg.h"
 #include "tools/memory_model.h"
 #include "tools/quantize.h"
@@ -471,6 +472,36 @@ PackedTensor encode_dense(const HostTensor& t, const FormatSpec& spec) {
   return p;
 }
 
+// Trains the kept weights of the pruned matrices and every norm vector
+// towards the dense model, then encodes them again.
+void distill_pruned(const HostModel& dense, HostModel& student, const std::vector<std::vector<uint8_t>>& masks,
+                    const std::vector<SparsityPattern>& patterns, const std::vector<FormatSpec>& formats,
+                    const PackPlanOptions& plan, PackedModel* pm) {
+  std::vector<std::vector<uint8_t>> trainable(student.tensors.size());
+  for (size_t i = 0; i < student.tensors.size(); ++i) {
+    const HostTensor& t = student.tensors[i];
+    if (patterns[i].sparse()) trainable[i] = masks[i];
+    else if (!is_matrix(t)) trainable[i].assign(t.data.size(), 1);
+  }
+  DistillOptions opt;
+  opt.max_epochs = plan.distill_epochs;
+  if (getenv("STK_DISTILL_LR")) opt.lr = atof(getenv("STK_DISTILL_LR"));
+  opt.threads = plan.threads;
+  opt.log = plan.log;
+  distill(dense, student, trainable, tokenize_stories(*pm, plan.calib), opt);
+  for (size_t i = 0; i < student.tensors.size(); ++i) {
+    const HostTensor& t = student.tensors[i];
+    if (patterns[i].sparse()) {
+      PackedTensor p = packed_header(t);
+      p.format = WeightFormat::Sparse;
+      p.data = encode_sparse(t.data.data(), masks[i].data(), t.rows, t.cols, patterns[i], formats[i], p.params);
+      pm->tensors[i] = std::move(p);
+    } else if (!trainable[i].empty()) {
+      pm->tensors[i] = encode_dense(t, FormatSpec{});
+    }
+  }
+}
+
 }  // namespace
 
 PackedModel pack_sparse(const HostModel& model, std::vector<uint8_t> tokenizer_section, const PackPlanOptions& plan,
@@ -520,7 +551,9 @@ PackedModel pack_sparse(const HostModel& model, std::vector<uint8_t> tokenizer_s
                                                       {TensorRole::W1},
                                                       {TensorRole::W3},
                                                       {TensorRole::W2}};
-  std::map<uint32_t, std::vector<float>> pruned_gate;  // layer -> w1 as pruned (float values)
+  std::map<uint32_t, std::vector<float>> pruned_gate;
+  HostModel student = model;  // the pruned float weights, for distillation
+  std::vector<std::vector<uint8_t>> masks(model.tensors.size());  // layer -> w1 as pruned (float values)
   auto in_stage = [&](const HostTensor& t, size_t stage) {
     if (t.layer == kNoLayer) return stage == 0;  // global matrices: one pass
     const auto& roles = stages[stage];
@@ -578,6 +611,8 @@ PackedModel pack_sparse(const HostModel& model, std::vector<uint8_t> tokenizer_s
         }
       }
       if (t.role == TensorRole::W1 && use_dense_target) pruned_gate[t.layer] = w;
+      student.tensors[i].data = w;
+      masks[i] = mask;
       PackedTensor p = packed_header(t);
       p.format = WeightFormat::Sparse;
       p.data = encode_sparse(w.data(), mask.data(), t.rows, t.cols, patterns[i], formats[i], p.params);
@@ -588,6 +623,7 @@ PackedModel pack_sparse(const HostModel& model, std::vector<uint8_t> tokenizer_s
                                  : "pruned: layer " + std::to_string(layer) + " done");
     }
   }
+  if (plan.distill_epochs > 0 && calibrated) distill_pruned(model, student, masks, patterns, formats, plan, &pm);
   return pm;
 }
 
