@@ -14,7 +14,8 @@ shift || true
 if [ $# -eq 0 ]; then
   set -- "--format q8" "--format q4" "calib --format q4" "calib --format q4k" "--format q3" "calib --format q3" \
     "calib --format q3k" "calib --bpw 4.0 --bpw-candidates q4k,q4kg32,q3k,q3kg32" "calib --format q2" \
-    "calib --format q2k" "calib --format t2k"
+    "calib --format q2k" "calib --format t2k" "calib --format q4k --distill 40" "calib --bpw 5.0 --distill 40" \
+    "calib --bpw 4.0 --bpw-candidates q4k,q4kg32,q3k,q3kg32 --distill 40" "calib --bpw 3.0 --distill 40"
 fi
 stk=${STK:-$build/stk}
 threads=${THREADS:-2}
@@ -37,7 +38,7 @@ for spec in "$@"; do
     extra=(--calib $text --calib-stories 64)
     label="$label (calibrated)"
   fi
-  $stk pack tests/data/stories260K.bin "$out/m.stk" --tokenizer tests/data/tok512.bin "${args[@]}" "${extra[@]}" \
+  $stk pack tests/data/stories260K.bin "$out/m.stk" --tokenizer tests/data/tok512.bin "${args[@]}" "${extra[@]}" --threads "$threads" \
     >/dev/null 2>&1
   j=$(score "$out/m.stk")
   p=$(field ppl "$j")

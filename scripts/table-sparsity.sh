@@ -22,17 +22,17 @@ score() {  # prints "ppl bpw" of $out/m.stk
 $stk pack tests/data/stories260K.bin "$out/m.stk" --tokenizer tests/data/tok512.bin --format "$values" >/dev/null 2>&1
 read -r dense dense_bpw < <(score)
 echo "dense $values: ppl $dense, $dense_bpw bits per linear weight" >&2
-echo "| pattern | bits per linear weight | magnitude | Wanda | SparseGPT |"
-echo "|---|---|---|---|---|"
+echo "| pattern | bits per linear weight | magnitude | Wanda | SparseGPT | SparseGPT + distillation |"
+echo "|---|---|---|---|---|---|"
 for p in $patterns; do
   row="| $p |"
   bpw=""
   cells=""
-  for method in magnitude wanda sparsegpt; do
+  for method in magnitude wanda sparsegpt "sparsegpt --distill 40"; do
     calib=()
     [ "$method" != magnitude ] && calib=(--calib $text --calib-stories 64)
     $stk pack tests/data/stories260K.bin "$out/m.stk" --tokenizer tests/data/tok512.bin --format "$values" \
-      --sparsity "$p" --prune $method "${calib[@]}" >/dev/null 2>&1
+      --sparsity "$p" --prune $method "${calib[@]}" --threads 2 >/dev/null 2>&1
     read -r ppl b < <(score)
     bpw=$b
     cells="$cells $(awk -v p="$ppl" -v d="$dense" 'BEGIN{printf "%.3f (%+.0f%%)", p, 100*(p/d-1)}') |"

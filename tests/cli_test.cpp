@@ -209,6 +209,13 @@ TEST_F(Cli, PackErrors) {
   expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", random_}, "random.bin");
   expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", data_path("tok512.bin"), "--format", "q9"},
                "q9");
+  // Distillation needs calibration text, quantized or pruned.
+  expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", data_path("tok512.bin"), "--format", "q4k",
+                "--distill", "4"},
+               "--distill needs --calib");
+  expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", data_path("tok512.bin"), "--sparsity", "2:4",
+                "--distill", "4"},
+               "--distill needs --calib");
   EXPECT_FALSE(fs::exists(out));
   EXPECT_FALSE(fs::exists(out + ".tmp"));
 }

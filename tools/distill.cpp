@@ -469,16 +469,17 @@ DistillReport distill(const HostModel& teacher, HostModel& student, const std::v
   auto projected = [&](size_t i) { return !project.empty() && project[i] && !trainable[i].empty(); };
   for (size_t i = 0; i < nt; ++i)
     if (projected(i)) latent[i] = student.tensors[i].data;
-  auto snapshot = [&] {
-    std::vector<std::vector<float>> s(nt);
+  std::vector<std::vector<float>> best(nt), best_latent(nt);
+  auto keep_best = [&] {
     for (size_t i = 0; i < nt; ++i)
-      if (!trainable[i].empty()) s[i] = student.tensors[i].data;
-    return s;
+      if (!trainable[i].empty()) best[i] = student.tensors[i].data, best_latent[i] = latent[i];
   };
 
   DistillReport rep;
   rep.kl_before = rep.kl_after = mean_kl(student, val_seq, val_lp, opt.threads);
-  std::vector<std::vector<float>> best = snapshot();
+  keep_best();
+  double lr_now = opt.lr;
+  uint32_t cuts = 0;
   std::vector<size_t> order(n_train);
   std::iota(order.begin(), order.end(), 0);
   std::mt19937 rng(1);
@@ -504,7 +505,7 @@ DistillReport distill(const HostModel& teacher, HostModel& student, const std::v
       for (size_t i = 0; i < nt; ++i) {
         if (trainable[i].empty()) continue;
         float* w = projected(i) ? latent[i].data() : student.tensors[i].data.data();
-        const float lr = float(opt.lr) * scale[i];
+        const float lr = float(lr_now) * scale[i];
         for (size_t e = 0; e < trainable[i].size(); ++e) {
           if (!trainable[i][e]) continue;
           float gr = 0.0f;
@@ -521,16 +522,27 @@ DistillReport distill(const HostModel& teacher, HostModel& student, const std::v
     rep.epochs_run = epoch;
     if (opt.log) {
       char line[160];
-      std::snprintf(line, sizeof line, "distill: epoch %u, held-back KL %.5f (start %.5f)", epoch, kl, rep.kl_before);
+      std::snprintf(line, sizeof line, "distill: epoch %u, step %.1e, held-back KL %.5f (start %.5f)", epoch, lr_now,
+                    kl, rep.kl_before);
       opt.log(line);
     }
     if (kl < rep.kl_after) {
       rep.kl_after = kl;
       rep.best_epoch = epoch;
-      best = snapshot();
-    } else if (epoch >= rep.best_epoch + 2) {
-      break;
+      keep_best();
+      continue;
     }
+    // No better on held-back text: back to the best weights, smaller steps.
+    if (++cuts > opt.step_cuts) break;
+    lr_now /= 3;
+    for (size_t i = 0; i < nt; ++i) {
+      if (trainable[i].empty()) continue;
+      student.tensors[i].data = best[i];
+      latent[i] = best_latent[i];
+      std::fill(m1[i].begin(), m1[i].end(), 0.0f);
+      std::fill(m2[i].begin(), m2[i].end(), 0.0f);
+    }
+    step = 0;
   }
   for (size_t i = 0; i < nt; ++i)
     if (!trainable[i].empty()) student.tensors[i].data = best[i];

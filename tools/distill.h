@@ -10,8 +10,8 @@
 // zero).
 //
 // Overfitting guard: the last eighth of the stories is held back; training
-// keeps the weights of the epoch with the lowest held-back KL and stops when
-// it has not improved for two epochs.
+// keeps the weights of the epoch with the lowest held-back KL (see
+// DistillOptions::lr for what happens after an epoch that is no better).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -44,7 +44,12 @@ std::vector<float> model_log_probs(const HostModel& model, const std::vector<int
 
 struct DistillOptions {
   uint32_t max_epochs = 8;
-  double lr = 1e-3;           // Adam step, relative to each tensor's RMS entry
+  // Adam step, relative to each tensor's RMS entry. An epoch that does not
+  // lower the held-back KL is undone and the step divided by 3, at most
+  // step_cuts times: the right step differs between, e.g., 4-bit codes (a
+  // small grid step) and 2-bit ones, and this finds it on held-back text.
+  double lr = 1e-2;
+  uint32_t step_cuts = 3;
   uint32_t stories_per_step = 4;
   uint32_t threads = 1;
   std::function<void(const std::string&)> log;

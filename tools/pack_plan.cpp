@@ -350,7 +350,6 @@ void distill_quantized(const HostModel& model, const PackPlanOptions& o, std::ve
   d.max_epochs = o.distill_epochs;
   d.threads = o.threads;
   d.log = o.log;
-  if (getenv("STK_DISTILL_LR")) d.lr = atof(getenv("STK_DISTILL_LR"));
   distill(model, student, trainable, tokenize_stories(*pm, o.calib), d, project);
   for (size_t i = 0; i < nt; ++i) {
     const HostTensor& t = student.tensors[i];

@@ -485,7 +485,6 @@ void distill_pruned(const HostModel& dense, HostModel& student, const std::vecto
   }
   DistillOptions opt;
   opt.max_epochs = plan.distill_epochs;
-  if (getenv("STK_DISTILL_LR")) opt.lr = atof(getenv("STK_DISTILL_LR"));
   opt.threads = plan.threads;
   opt.log = plan.log;
   distill(dense, student, trainable, tokenize_stories(*pm, plan.calib), opt);
