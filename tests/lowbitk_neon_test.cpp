@@ -7,9 +7,6 @@
 #include <gtest/gtest.h>
 
 #if defined(__ARM_NEON)
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -21,6 +18,7 @@
 #include "runtime/kernels/kernels.h"
 #include "runtime/lowbit.h"
 #include "runtime/weights.h"
+#include "tests/lowbitk_test_support.h"
 #include "tools/lowbit_quant.h"
 #endif
 
@@ -29,29 +27,7 @@ namespace {
 #if defined(__ARM_NEON)
 
 using stk::WeightFormat;
-
-// `bytes` writable bytes that end exactly where a PROT_NONE page starts.
-class Guarded {
- public:
-  explicit Guarded(size_t bytes) {
-    const size_t page = size_t(sysconf(_SC_PAGESIZE));
-    span_ = (bytes + page - 1) / page * page + page;
-    void* m = mmap(nullptr, span_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    EXPECT_NE(m, MAP_FAILED);
-    base_ = static_cast<uint8_t*>(m);
-    EXPECT_EQ(mprotect(base_ + span_ - page, page, PROT_NONE), 0);
-    data_ = base_ + span_ - page - bytes;
-  }
-  ~Guarded() { munmap(base_, span_); }
-  Guarded(const Guarded&) = delete;
-  Guarded& operator=(const Guarded&) = delete;
-  uint8_t* data() const { return data_; }
-
- private:
-  uint8_t* base_;
-  uint8_t* data_;
-  size_t span_;
-};
+using stk::test::Guarded;
 
 // A real packed tensor (quantize + pack, as the LowbitK tests in
 // lowbit_kernel_test.cpp), copied to the end of a guarded mapping, with the

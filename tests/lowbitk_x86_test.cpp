@@ -4,8 +4,6 @@
 // very end of their buffers, before an inaccessible page, so a read past the
 // tensor or past the activation rows faults.
 #include <gtest/gtest.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -18,34 +16,14 @@
 #include "runtime/kernels/kernels.h"
 #include "runtime/lowbit.h"
 #include "runtime/weights.h"
+#include "tests/lowbitk_test_support.h"
 #include "tools/lowbit_quant.h"
 
 #if defined(__x86_64__)
 namespace {
 
 using stk::WeightFormat;
-
-// `bytes` bytes ending exactly at an inaccessible page.
-class Guarded {
- public:
-  explicit Guarded(size_t bytes) : bytes_(bytes) {
-    const size_t page = size_t(sysconf(_SC_PAGESIZE));
-    map_len_ = (bytes + page - 1) / page * page + page;
-    map_ = static_cast<uint8_t*>(mmap(nullptr, map_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    EXPECT_NE(map_, MAP_FAILED);
-    EXPECT_EQ(mprotect(map_ + map_len_ - page, page, PROT_NONE), 0);
-    data_ = map_ + map_len_ - page - bytes;
-  }
-  ~Guarded() { munmap(map_, map_len_); }
-  Guarded(const Guarded&) = delete;
-  Guarded& operator=(const Guarded&) = delete;
-  uint8_t* data() const { return data_; }
-
- private:
-  size_t bytes_, map_len_;
-  uint8_t* map_;
-  uint8_t* data_;
-};
+using stk::test::Guarded;
 
 // A host-quantized K tensor, then its log step replaced by `shift` (the same
 // codes then mean other, still valid, scales).
