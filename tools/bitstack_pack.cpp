@@ -10,6 +10,7 @@
 
 #include "runtime/bitstack_format.h"
 #include "tools/bitstack_decompose.h"
+#include "tools/bitstack_distill.h"
 #include "c_api/stackrt_internal.h"
 #include "runtime/bitstack_index.h"
 #include "tools/memory_model.h"
@@ -218,16 +219,11 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
 
   if (o.order == "measured" && !o.calib.empty()) measure_gains(pm, dec, o, log);
 
-  // Global load order.
-  std::vector<uint32_t> next(dec.size(), 0);
-  auto emit = [&](size_t i) {
-    const Decomposed& d = dec[i];
-    std::vector<uint8_t> bytes =
-        bitstack_encode_block(d.blocks[next[i]], d.src->layer, d.src->role, next[i], d.src->rows, d.src->cols);
-    pm.bitstack_blocks.insert(pm.bitstack_blocks.end(), bytes.begin(), bytes.end());
-    ++next[i];
-  };
-  for (size_t i = 0; i < dec.size(); ++i) emit(i);
+  // Global load order: every tensor's first block, then greedily the block
+  // with the largest gain per byte.
+  std::vector<uint32_t> load_order;
+  std::vector<uint32_t> next(dec.size(), 1);
+  for (size_t i = 0; i < dec.size(); ++i) load_order.push_back(uint32_t(i));
   for (;;) {
     size_t best = dec.size();
     double best_v = -HUGE_VAL;
@@ -241,7 +237,44 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
       }
     }
     if (best == dec.size()) break;
-    emit(best);
+    load_order.push_back(uint32_t(best));
+    ++next[best];
+  }
+
+  if (o.distill_epochs > 0 && !o.calib.empty()) {
+    // The student computes with what the file will hold: the fixed tensors
+    // as encoded, the norms with 1/s folded in.
+    HostModel student = m;
+    for (size_t i = 0; i < m.tensors.size(); ++i)
+      if (!is_linear(m.tensors[i].role) && m.tensors[i].rows > 1) student.tensors[i].data = dequantized_tensor(pm.tensors[i]);
+    std::vector<StackedTensor> stacked;
+    for (Decomposed& d : dec) {
+      StackedTensor st;
+      st.tensor = size_t(d.src - m.tensors.data());
+      st.in_scale = d.in_scale;
+      st.blocks = &d.blocks;
+      stacked.push_back(std::move(st));
+    }
+    DistillOptions dopt;
+    dopt.max_epochs = o.distill_epochs;
+    dopt.threads = o.threads;
+    dopt.log = o.log;
+    // (Tokenized by an f32 pack: pm has no blocks yet, so it is not a loadable model.)
+    distill_bitstack(hm, student, stacked, load_order,
+                     tokenize_stories(pack_uniform(hm, pm.tokenizer_section, WeightFormat::F32), o.calib), dopt);
+    for (size_t i = 0; i < m.tensors.size(); ++i)
+      if (m.tensors[i].rows == 1)
+        pm.tensors[i].data = encode_weights(student.tensors[i].data.data(), 1, m.tensors[i].cols, WeightFormat::F32,
+                                            pm.tensors[i].params);
+  }
+
+  std::fill(next.begin(), next.end(), 0);
+  for (uint32_t i : load_order) {
+    const Decomposed& d = dec[i];
+    std::vector<uint8_t> bytes =
+        bitstack_encode_block(d.blocks[next[i]], d.src->layer, d.src->role, next[i], d.src->rows, d.src->cols);
+    pm.bitstack_blocks.insert(pm.bitstack_blocks.end(), bytes.begin(), bytes.end());
+    ++next[i];
   }
   return pm;
 }

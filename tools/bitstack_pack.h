@@ -45,6 +45,10 @@ struct BitStackPackOptions {
   // rather than to the weights.
   bool output_fit = true;
   uint32_t fit_rounds = 3;
+  // With calibration: train the blocks' factors and the norms end to end
+  // over random budgets for at most this many epochs (0 = off;
+  // tools/bitstack_distill.h).
+  uint32_t distill_epochs = 0;
   std::function<void(const std::string&)> log;
 };
 

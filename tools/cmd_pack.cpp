@@ -85,7 +85,7 @@ const Command kPackCommand = {
         {"--gptq-order", "act|natural", "GPTQ column order: decreasing Hessian diagonal (default) or natural"},
         {"--sparsity", "N:M", "prune every attention and MLP matrix to N:M (1 <= N < M <= 16) along the input; kept values in --format (f32, q8, q4...)"},
         {"--prune", "METHOD", "sparsity: magnitude (default), wanda or sparsegpt (these two need --calib)"},
-        {"--distill", "EPOCHS", "with --calib: afterwards train end to end towards the f32 model on the calibration text, at most EPOCHS passes (quantized: the norms; pruned: kept weights and norms)"},
+        {"--distill", "EPOCHS", "with --calib: afterwards train end to end towards the f32 model on the calibration text, at most EPOCHS passes (low-bit: codes on their group grid and norms; sparse: kept weights and norms; bitstack: block factors and norms, over random budgets)"},
         {"--sparse-layer", "PATTERN=N:M", "sparsity for matrices matching the glob ('dense' keeps them dense); repeatable, last wins"},
         {"--iters", "N", "bitstack: residual blocks per linear layer (default 8)"},
         {"--rank", "K", "bitstack: rank of each block's magnitude (default: per matrix, factors <= 1/8 of the sign bytes)"},

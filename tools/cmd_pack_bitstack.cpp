@@ -40,6 +40,8 @@ int run_pack_bitstack(const Args& a) {
   } else {
     std::fprintf(stderr, "warning: no --calib: no activation scaling, blocks ordered by unweighted residual\n");
   }
+  o.distill_epochs = uint32_t(a.integer("--distill", 0, 0, 1000));
+  if (o.distill_epochs > 0 && o.calib.empty()) throw UsageError("--distill needs --calib TEXT");
   o.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
   host::PackedModel pm = host::pack_bitstack(hm, std::move(tok), o);
   std::vector<uint8_t> bytes = host::serialize_stk(pm);

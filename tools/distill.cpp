@@ -8,7 +8,6 @@
 #include <stdexcept>
 #include <thread>
 
-#include "c_api/stackrt_internal.h"
 #include "runtime/weights.h"
 #include "tools/handles.h"
 #include "tools/memory_model.h"
@@ -341,36 +340,22 @@ std::vector<std::vector<int32_t>> tokenize_stories(const PackedModel& model, con
   return out;
 }
 
+std::vector<float> dequantized_tensor(const PackedTensor& p) {
+  if (p.format == WeightFormat::BitStack) throw std::invalid_argument("distill: " + p.name + " is a BitStack tensor");
+  const WeightView w{p.format, p.rows, p.cols, p.data.data(), p.data.size(), {p.params[0], p.params[1], p.params[2], p.params[3]}};
+  uint64_t need = 0;
+  if (!weight_format_bytes(p.format, p.rows, p.cols, p.params, &need) || need > p.data.size())
+    throw std::invalid_argument("distill: " + p.name + " has the wrong size for its format");
+  std::vector<float> out(size_t(p.rows) * p.cols);
+  for (uint32_t r = 0; r < p.rows; ++r) weight_dequantize_row(w, r, out.data() + size_t(r) * p.cols);
+  return out;
+}
+
 HostModel dequantized_model(const PackedModel& packed) {
-  MemoryModel mm(serialize_stk(packed));
-  const Model& rm = *stk_model_impl(mm.get());
-  if (rm.bitstack) throw std::invalid_argument("distill: BitStack models are not supported");
   HostModel out;
   out.config = packed.config;
-  for (const PackedTensor& p : packed.tensors) {
-    HostTensor t{p.name, p.role, p.layer, p.rows, p.cols, std::vector<float>(size_t(p.rows) * p.cols)};
-    const WeightView* w = nullptr;
-    const float* vec = nullptr;
-    const LayerWeights* L = p.layer == kNoLayer ? nullptr : &rm.layers[p.layer];
-    switch (p.role) {
-      case TensorRole::TokenEmbedding: w = &rm.embedding; break;
-      case TensorRole::Classifier: w = &rm.classifier; break;
-      case TensorRole::FinalNorm: vec = rm.final_norm; break;
-      case TensorRole::AttnNorm: vec = L->attn_norm; break;
-      case TensorRole::FfnNorm: vec = L->ffn_norm; break;
-      case TensorRole::Wq: w = &L->wq; break;
-      case TensorRole::Wk: w = &L->wk; break;
-      case TensorRole::Wv: w = &L->wv; break;
-      case TensorRole::Wo: w = &L->wo; break;
-      case TensorRole::W1: w = &L->w1; break;
-      case TensorRole::W2: w = &L->w2; break;
-      case TensorRole::W3: w = &L->w3; break;
-    }
-    if (vec) std::copy_n(vec, t.data.size(), t.data.data());
-    else
-      for (uint32_t r = 0; r < p.rows; ++r) weight_dequantize_row(*w, r, t.data.data() + size_t(r) * p.cols);
-    out.tensors.push_back(std::move(t));
-  }
+  for (const PackedTensor& p : packed.tensors)
+    out.tensors.push_back(HostTensor{p.name, p.role, p.layer, p.rows, p.cols, dequantized_tensor(p)});
   return out;
 }
 
@@ -398,11 +383,7 @@ double kl_loss_and_gradients(const HostModel& student, const std::vector<int32_t
   return loss;
 }
 
-namespace {
-
-// Runs fn(i) for i in [0, n) on up to `threads` threads.
-template <class F>
-void parallel_for(size_t n, uint32_t threads, const F& fn) {
+void parallel_for(size_t n, uint32_t threads, const std::function<void(size_t)>& fn) {
   const size_t workers = std::min<size_t>(std::max<uint32_t>(threads, 1), n);
   if (workers <= 1) {
     for (size_t i = 0; i < n; ++i) fn(i);
@@ -416,17 +397,31 @@ void parallel_for(size_t n, uint32_t threads, const F& fn) {
   for (auto& t : pool) t.join();
 }
 
+double kl_loss(const HostModel& student, const std::vector<int32_t>& tokens, const std::vector<float>& teacher_logp) {
+  Tape tape;
+  forward(student, model_index(student), tokens, &tape);
+  return kl_sum(tape, student.config.vocab_size, teacher_logp, nullptr);
+}
+
+void adam_update(float* w, const float* g, const uint8_t* mask, size_t n, float lr, uint64_t t, float* m1, float* m2) {
+  const float b1 = 0.9f, b2 = 0.999f;
+  const float c1 = 1.0f - float(std::pow(b1, double(t))), c2 = 1.0f - float(std::pow(b2, double(t)));
+  for (size_t e = 0; e < n; ++e) {
+    if (mask && !mask[e]) continue;
+    m1[e] = b1 * m1[e] + (1 - b1) * g[e];
+    m2[e] = b2 * m2[e] + (1 - b2) * g[e] * g[e];
+    w[e] -= lr * (m1[e] / c1) / (std::sqrt(m2[e] / c2) + 1e-12f);
+  }
+}
+
+namespace {
+
 double mean_kl(const HostModel& model, const std::vector<const std::vector<int32_t>*>& seqs,
                const std::vector<const std::vector<float>*>& teacher, uint32_t threads) {
   std::vector<double> kl(seqs.size());
   size_t positions = 0;
   for (const auto* s : seqs) positions += s->size();
-  const ModelIdx ix = model_index(model);
-  parallel_for(seqs.size(), threads, [&](size_t i) {
-    Tape tape;
-    forward(model, ix, *seqs[i], &tape);
-    kl[i] = kl_sum(tape, model.config.vocab_size, *teacher[i], nullptr);
-  });
+  parallel_for(seqs.size(), threads, [&](size_t i) { kl[i] = kl_loss(model, *seqs[i], *teacher[i]); });
   return positions ? std::accumulate(kl.begin(), kl.end(), 0.0) / double(positions) : 0.0;
 }
 
@@ -500,21 +495,15 @@ DistillReport distill(const HostModel& teacher, HostModel& student, const std::v
       size_t positions = 0;
       for (size_t k = 0; k < cnt; ++k) positions += sequences[order[s0 + k]].size();
       ++step;
-      const float b1 = 0.9f, b2 = 0.999f;
-      const float c1 = 1.0f - float(std::pow(b1, double(step))), c2 = 1.0f - float(std::pow(b2, double(step)));
       for (size_t i = 0; i < nt; ++i) {
         if (trainable[i].empty()) continue;
+        std::vector<float>& gr = g[0][i];
+        for (size_t k = 1; k < cnt; ++k)
+          for (size_t e = 0; e < gr.size(); ++e) gr[e] += g[k][i][e];
+        for (float& x : gr) x /= float(positions);
         float* w = projected(i) ? latent[i].data() : student.tensors[i].data.data();
-        const float lr = float(lr_now) * scale[i];
-        for (size_t e = 0; e < trainable[i].size(); ++e) {
-          if (!trainable[i][e]) continue;
-          float gr = 0.0f;
-          for (size_t k = 0; k < cnt; ++k) gr += g[k][i][e];
-          gr /= float(positions);
-          m1[i][e] = b1 * m1[i][e] + (1 - b1) * gr;
-          m2[i][e] = b2 * m2[i][e] + (1 - b2) * gr * gr;
-          w[e] -= lr * (m1[i][e] / c1) / (std::sqrt(m2[i][e] / c2) + 1e-12f);
-        }
+        adam_update(w, gr.data(), trainable[i].data(), gr.size(), float(lr_now) * scale[i], step, m1[i].data(),
+                    m2[i].data());
         if (projected(i)) project[i](latent[i], &student.tensors[i].data);
       }
     }

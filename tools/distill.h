@@ -34,10 +34,23 @@ double kl_loss_and_gradients(const HostModel& student, const std::vector<int32_t
 // context length; empty ones are left out.
 std::vector<std::vector<int32_t>> tokenize_stories(const PackedModel& model, const std::vector<std::string>& stories);
 
-// The float model `packed` computes with: every tensor dequantized by the
-// runtime itself (names, roles and shapes as in `packed`). BitStack models
-// are refused.
+// The floats a packed tensor stands for, decoded by the runtime's own
+// weight_dequantize_row. BitStack tensors are refused.
+std::vector<float> dequantized_tensor(const PackedTensor& p);
+// Every tensor of `packed` so decoded (names, roles and shapes as in it).
 HostModel dequantized_model(const PackedModel& packed);
+
+// The summed KL over the positions of `tokens`, without gradients.
+double kl_loss(const HostModel& student, const std::vector<int32_t>& tokens, const std::vector<float>& teacher_logp);
+
+// Runs fn(i) for i in [0, n) on up to `threads` threads.
+void parallel_for(size_t n, uint32_t threads, const std::function<void(size_t)>& fn);
+
+// One Adam step (beta 0.9, 0.999) on n entries: w -= lr * m1^ / (sqrt(m2^) + eps),
+// with the moment estimates m1, m2 updated from gradient g; t is the 1-based
+// step count since the moments were last zeroed. Entries with mask[k] == 0
+// (mask may be null) are left alone.
+void adam_update(float* w, const float* g, const uint8_t* mask, size_t n, float lr, uint64_t t, float* m1, float* m2);
 
 // Log-probabilities of every position (tokens x vocab) under `model`.
 std::vector<float> model_log_probs(const HostModel& model, const std::vector<int32_t>& tokens);
