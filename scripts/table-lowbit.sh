@@ -12,9 +12,10 @@ cd "$(dirname "$0")/.."
 build=${1:-build/default}
 shift || true
 if [ $# -eq 0 ]; then
-  set -- "--format q8" "--format q4" "calib --format q4" "calib --format q4k" "--format q3" "calib --format q3" \
-    "calib --format q3k" "calib --bpw 4.0 --bpw-candidates q4k,q4kg32,q3k,q3kg32" "calib --format q2" \
-    "calib --format q2k" "calib --format t2k" "calib --format q4k --distill 40" "calib --bpw 5.0 --distill 40" \
+  set -- "--format q8" "--format q4" "calib --format q4" "calib --format q4k" "calib --bpw 5.0" "--format q3" \
+    "calib --format q3" "calib --format q3k" "calib --bpw 4.0 --bpw-candidates q4k,q4kg32,q3k,q3kg32" \
+    "calib --format q2" "calib --format q2k" "calib --bpw 3.0" "calib --format t2k" \
+    "calib --format q4k --distill 40" "calib --bpw 5.0 --distill 40" \
     "calib --bpw 4.0 --bpw-candidates q4k,q4kg32,q3k,q3kg32 --distill 40" "calib --bpw 3.0 --distill 40"
 fi
 stk=${STK:-$build/stk}
