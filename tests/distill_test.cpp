@@ -48,6 +48,15 @@ HostModel random_model(uint32_t seed) {
   return m;
 }
 
+// The first n dev stories, tokenized for `model` (stories260K).
+std::vector<std::vector<int32_t>> first_stories(const HostModel& model, size_t n) {
+  const auto tok = stk::host::tokenizer_section_from_llama2c(stk::host::read_file(stk::test::data_path("tok512.bin")),
+                                                             model.config.vocab_size, "tok512.bin");
+  const auto stories = stk::host::split_stories(stk::test::read_text(stk::test::data_path("tinystories_valid_dev.txt")));
+  return stk::host::tokenize_stories(stk::host::pack_uniform(model, tok, stk::WeightFormat::F32),
+                                     stk::host::story_range(stories, 0, n));
+}
+
 double loss_of(const HostModel& m, const std::vector<int32_t>& tokens, const std::vector<float>& teacher) {
   std::vector<std::vector<float>> g;
   return stk::host::kl_loss_and_gradients(m, tokens, teacher, &g);
@@ -116,11 +125,7 @@ TEST(Distill, HostForwardMatchesTheRuntime) {
 TEST(Distill, TrainingLowersHeldBackKlAndKeepsMasks) {
   if (stk::test::kEmulationSizes) GTEST_SKIP() << "packer-side training, seconds on the host and many minutes under qemu";
   const HostModel teacher = stk::host::import_llama2c(stk::test::data_path("stories260K.bin"));
-  const auto tok = stk::host::tokenizer_section_from_llama2c(stk::host::read_file(stk::test::data_path("tok512.bin")),
-                                                             teacher.config.vocab_size, "tok512.bin");
-  const auto stories = stk::host::split_stories(stk::test::read_text(stk::test::data_path("tinystories_valid_dev.txt")));
-  const auto seqs = stk::host::tokenize_stories(stk::host::pack_uniform(teacher, tok, stk::WeightFormat::F32),
-                                                stk::host::story_range(stories, 0, 16));
+  const auto seqs = first_stories(teacher, 16);
   // Student: layer 0's w1 with every other weight zeroed (a crude 1:2 mask),
   // trained on its kept weights; everything else frozen.
   HostModel student = teacher;
@@ -165,11 +170,7 @@ namespace {
 TEST(Distill, BitStackFactorsTrainOverBudgetsAndKeepTheSigns) {
   if (stk::test::kEmulationSizes) GTEST_SKIP() << "packer-side training, seconds on the host and many minutes under qemu";
   const HostModel teacher = stk::host::import_llama2c(stk::test::data_path("stories260K.bin"));
-  const auto tok = stk::host::tokenizer_section_from_llama2c(stk::host::read_file(stk::test::data_path("tok512.bin")),
-                                                             teacher.config.vocab_size, "tok512.bin");
-  const auto stories = stk::host::split_stories(stk::test::read_text(stk::test::data_path("tinystories_valid_dev.txt")));
-  const auto seqs = stk::host::tokenize_stories(stk::host::pack_uniform(teacher, tok, stk::WeightFormat::F32),
-                                                stk::host::story_range(stories, 0, 16));
+  const auto seqs = first_stories(teacher, 16);
   // One tensor (layer 1's gate) as three sign blocks; the rest stays f32.
   size_t w1 = 0;
   for (size_t i = 0; i < teacher.tensors.size(); ++i)

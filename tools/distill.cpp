@@ -60,6 +60,14 @@ void rmsnorm(const float* x, const float* g, uint32_t n, float eps, float* y, fl
   *r_out = r;
 }
 
+// The norm above over T rows of n; r gets each row's 1 / rms.
+void rmsnorm_rows(const std::vector<float>& x, const float* g, uint32_t T, uint32_t n, float eps,
+                  std::vector<float>* y, std::vector<float>* r) {
+  y->resize(size_t(T) * n);
+  r->resize(T);
+  for (uint32_t t = 0; t < T; ++t) rmsnorm(&x[size_t(t) * n], g, n, eps, &(*y)[size_t(t) * n], &(*r)[t]);
+}
+
 // dx += d/dx, dg += d/dg of the norm above, given dy.
 void rmsnorm_backward(const float* x, const float* g, float r, uint32_t n, const float* dy, float* dx, float* dg) {
   float s = 0.0f;
@@ -159,11 +167,7 @@ void forward(const HostModel& m, const ModelIdx& ix, const std::vector<int32_t>&
     const LayerIdx& li = ix.layers[l];
     LayerTape& L = tape.layers[l];
     L.x = x;
-    L.r1.resize(T);
-    L.xn1.resize(size_t(T) * d.dim);
-    for (uint32_t t = 0; t < T; ++t)
-      rmsnorm(&x[size_t(t) * d.dim], m.tensors[li.attn_norm].data.data(), d.dim, d.eps, &L.xn1[size_t(t) * d.dim],
-              &L.r1[t]);
+    rmsnorm_rows(x, m.tensors[li.attn_norm].data.data(), T, d.dim, d.eps, &L.xn1, &L.r1);
     L.q.resize(size_t(T) * d.q_dim);
     L.k.resize(size_t(T) * d.kv_dim);
     L.v.resize(size_t(T) * d.kv_dim);
@@ -198,11 +202,7 @@ void forward(const HostModel& m, const ModelIdx& ix, const std::vector<int32_t>&
     matmul(m.tensors[li.wo].data.data(), d.dim, d.q_dim, L.ao.data(), T, tmp.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
     L.x_mid = x;
-    L.r2.resize(T);
-    L.xn2.resize(size_t(T) * d.dim);
-    for (uint32_t t = 0; t < T; ++t)
-      rmsnorm(&x[size_t(t) * d.dim], m.tensors[li.ffn_norm].data.data(), d.dim, d.eps, &L.xn2[size_t(t) * d.dim],
-              &L.r2[t]);
+    rmsnorm_rows(x, m.tensors[li.ffn_norm].data.data(), T, d.dim, d.eps, &L.xn2, &L.r2);
     L.a.resize(size_t(T) * d.hidden);
     L.b.resize(size_t(T) * d.hidden);
     L.hb.resize(size_t(T) * d.hidden);
@@ -213,11 +213,7 @@ void forward(const HostModel& m, const ModelIdx& ix, const std::vector<int32_t>&
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
   }
   tape.x_last = x;
-  tape.rf.resize(T);
-  tape.xnf.resize(size_t(T) * d.dim);
-  for (uint32_t t = 0; t < T; ++t)
-    rmsnorm(&x[size_t(t) * d.dim], m.tensors[ix.final_norm].data.data(), d.dim, d.eps, &tape.xnf[size_t(t) * d.dim],
-            &tape.rf[t]);
+  rmsnorm_rows(x, m.tensors[ix.final_norm].data.data(), T, d.dim, d.eps, &tape.xnf, &tape.rf);
   tape.logits.resize(size_t(T) * d.vocab);
   matmul(m.tensors[ix.cls].data.data(), d.vocab, d.dim, tape.xnf.data(), T, tape.logits.data());
 }
