@@ -550,9 +550,9 @@ PackedModel pack_sparse(const HostModel& model, std::vector<uint8_t> tokenizer_s
                                                       {TensorRole::W1},
                                                       {TensorRole::W3},
                                                       {TensorRole::W2}};
-  std::map<uint32_t, std::vector<float>> pruned_gate;
+  std::map<uint32_t, std::vector<float>> pruned_gate;  // layer -> w1 as pruned (float values)
   HostModel student = model;  // the pruned float weights, for distillation
-  std::vector<std::vector<uint8_t>> masks(model.tensors.size());  // layer -> w1 as pruned (float values)
+  std::vector<std::vector<uint8_t>> masks(model.tensors.size());  // keep-masks of the pruned matrices
   auto in_stage = [&](const HostTensor& t, size_t stage) {
     if (t.layer == kNoLayer) return stage == 0;  // global matrices: one pass
     const auto& roles = stages[stage];
