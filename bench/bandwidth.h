@@ -6,8 +6,20 @@
 
 namespace stk::bench {
 
-// Best of `repeats` passes over `bytes` (rounded to 4 KiB) with `threads`
-// threads; bytes per second.
-double measure_read_bandwidth(size_t bytes, uint32_t threads, int repeats = 5);
+class ReadBandwidth {
+ public:
+  // Allocates and fills `bytes` (rounded up to 4 KiB) once, so that repeated
+  // measurements between other timings cost only the reads.
+  explicit ReadBandwidth(size_t bytes);
+  ~ReadBandwidth();
+  ReadBandwidth(const ReadBandwidth&) = delete;
+  ReadBandwidth& operator=(const ReadBandwidth&) = delete;
+  // Best of `repeats` passes over the buffer with `threads` threads; bytes per second.
+  double measure(uint32_t threads, int repeats = 3);
+
+ private:
+  uint8_t* buf_;
+  size_t bytes_;
+};
 
 }  // namespace stk::bench

@@ -2,13 +2,16 @@
 // shapes, per weight format and thread count, against the machine's measured
 // memory read bandwidth (the roofline of a decode step that streams every
 // weight once per token).
+#include <algorithm>
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <sstream>
 #include <vector>
 
 #include "bench/bandwidth.h"
 #include "bench/busy_neighbour.h"
+#include "bench/synth_bitstack.h"
 #include "bench/synth_model.h"
 #include "bench/synth_sparse.h"
 #include "c_api/stackrt.h"
@@ -27,6 +30,10 @@ std::vector<std::string> split_list(const std::string& s) {
     if (!item.empty()) out.push_back(item);
   return out;
 }
+
+// Random sign blocks per matrix in the "bitstack" row: more than the Q4
+// model's bytes hold, so the budget, not the model, sets what is resident.
+constexpr uint32_t kBitStackBenchBlocks = 6;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -49,93 +56,131 @@ int run_bench(const Args& a) {
   const bool contend = a.has("--contend");
   const double bw_bytes = double(a.integer("--bw-mib", 1024, 64, 65536)) * 1048576.0;
 
-  std::vector<double> bandwidth(17, 0.0);
-  for (uint32_t t : threads) {
-    bandwidth[t] = bench::measure_read_bandwidth(size_t(bw_bytes), t);
-    std::fprintf(stderr, "memory read bandwidth, %u thread%s: %.2f GB/s\n", t, t == 1 ? "" : "s", bandwidth[t] / 1e9);
-  }
-  std::printf("%-12s %-6s %3s %7s %12s %10s %11s %9s %9s", "shape", "format", "thr", "bpw", "bytes/token",
+  // Every (format, thread count) of a shape is timed once per round, and the
+  // bandwidth is measured at the start of each round: a shared machine's
+  // speed drifts over minutes, so rows measured in the same rounds are
+  // comparable, and each row and the bandwidth report their best round.
+  bench::ReadBandwidth bw{size_t(bw_bytes)};
+  std::printf("%-12s %-8s %3s %7s %12s %10s %11s %9s %9s", "shape", "format", "thr", "bpw", "bytes/token",
               "decode t/s", "prefill t/s", "GB/s", "roofline");
   if (contend) std::printf(" %12s %8s", "busy-core t/s", "kept");
   std::printf("\n");
   std::string json_rows;
   for (const std::string& shape_name : shapes) {
     const bench::ShapeSpec shape = bench::shape_by_name(shape_name);
+    struct Row {
+      std::string label;
+      uint32_t threads;
+      uint64_t per_token;
+      double bpw;
+      std::unique_ptr<host::MemorySession> session;
+      double decode_tps = 0, prefill_tps = 0, contended_tps = 0;
+    };
+    std::vector<std::unique_ptr<host::MemoryModel>> models;
+    std::vector<Row> rows;
     for (const std::string& fname : formats) {
-      const bench::SparseFormatName sf = bench::parse_sparse_format(fname);  // "2:4-q8": bench/synth_sparse.h
-      const host::FormatSpec spec = sf.values;
-      const std::string label = sf.pattern.sparse() ? fname : spec.name();
-      if (spec.format == WeightFormat::F32 && shape.name == "tinyllama" && !big_f32) {
-        std::fprintf(stderr, "skipping tinyllama f32 (4.4 GB; --big-f32 to include it)\n");
-        continue;
-      }
       const auto tp = std::chrono::steady_clock::now();
-      host::PackedModel pm = bench::synth_model(shape, spec, prompt + decode + 8);
-      if (sf.pattern.sparse()) bench::sparsify_layers(&pm, sf.pattern, spec);
-      const uint64_t per_token = bench::weight_bytes_per_token(pm);
+      host::PackedModel pm;
+      std::string label = fname;
+      uint64_t budget = 0;  // BitStack: the Q4 model's weight bytes
+      if (fname == "bitstack") {
+        budget = bench::total_weight_bytes(bench::synth_model(shape, host::parse_format_spec("q4"), 8));
+        pm = bench::synth_bitstack(shape, prompt + decode + 8, kBitStackBenchBlocks);
+      } else {
+        const bench::SparseFormatName sf = bench::parse_sparse_format(fname);  // "2:4-q8": bench/synth_sparse.h
+        const host::FormatSpec spec = sf.values;
+        if (!sf.pattern.sparse()) label = spec.name();
+        if (spec.format == WeightFormat::F32 && shape.name == "tinyllama" && !big_f32) {
+          std::fprintf(stderr, "skipping tinyllama f32 (4.4 GB; --big-f32 to include it)\n");
+          continue;
+        }
+        pm = bench::synth_model(shape, spec, prompt + decode + 8);
+        if (sf.pattern.sparse()) bench::sparsify_layers(&pm, sf.pattern, spec);
+      }
+      const uint64_t per_token = bench::weight_bytes_per_token(pm), fixed_bytes = bench::total_weight_bytes(pm);
+      // Bits per weight of the resident matrices; for BitStack at its budget below.
       double matrix_bits = 0, matrix_weights = 0;
-      for (const auto& t : pm.tensors)
+      for (const auto& t : pm.tensors) {
         if (t.rows > 1) matrix_bits += double(t.data.size()) * 8, matrix_weights += double(t.rows) * t.cols;
-      std::unique_ptr<host::MemoryModel> mm;
+      }
       {
         std::vector<uint8_t> image = host::serialize_stk(pm);
         pm.tensors.clear();
-        mm.reset(new host::MemoryModel(image));
+        pm.bitstack_blocks.clear();
+        models.emplace_back(new host::MemoryModel(image));
       }
       std::fprintf(stderr, "%s %s: built in %.1f s\n", shape.name.c_str(), label.c_str(), seconds_since(tp));
       for (uint32_t t : threads) {
-        host::MemorySession ms(*mm, t, prompt, prompt + decode + 8);
-        std::vector<int32_t> toks(prompt);
-        for (uint32_t i = 0; i < prompt; ++i) toks[i] = int32_t((i * 7919u + 1u) % shape.vocab);
-        stk_message m{};
-        // Warm-up (page in the weights, wake the threads), then measure.
-        stk_session_reset(ms.get());
-        host::check(stk_session_eval(ms.get(), toks.data(), prompt, nullptr, &m), m);
-        double prefill_s = 1e30;
-        for (int rep = 0; rep < 2; ++rep) {
-          stk_session_reset(ms.get());
-          const auto t0 = std::chrono::steady_clock::now();
-          host::check(stk_session_eval(ms.get(), toks.data(), prompt, nullptr, &m), m);
-          prefill_s = std::min(prefill_s, seconds_since(t0));
+        Row r{label, t, per_token, matrix_bits / matrix_weights, nullptr};
+        r.session.reset(new host::MemorySession(*models.back(), t, prompt, prompt + decode + 8, budget));
+        if (budget != 0) {  // what the session holds at the budget: fixed tensors + resident blocks
+          stk_budget_report rep = STK_BUDGET_REPORT_INIT;
+          stk_message m{};
+          host::check(stk_session_set_budget(r.session->get(), budget, &rep, &m), m);
+          const uint64_t blocks = rep.weight_bytes - fixed_bytes;
+          r.per_token = per_token + blocks;
+          r.bpw = (matrix_bits + 8.0 * double(blocks)) / matrix_weights;
         }
-        const auto time_decode = [&] {
-          stk_session_reset(ms.get());
-          host::check(stk_session_eval(ms.get(), toks.data(), 1, nullptr, &m), m);
-          const auto t0 = std::chrono::steady_clock::now();
-          for (uint32_t i = 0; i < decode; ++i) {
-            const int32_t tok = toks[(i + 1) % prompt];
-            host::check(stk_session_eval(ms.get(), &tok, 1, nullptr, &m), m);
-          }
-          return decode / seconds_since(t0);
-        };
-        // The fastest of --repeat runs: a busy machine only ever slows a run down.
-        double decode_tps = 0;
-        for (uint32_t rep = 0; rep < repeat; ++rep) decode_tps = std::max(decode_tps, time_decode());
-        double contended_tps = 0;
-        if (contend) {
-          bench::BusyNeighbour neighbour;  // bench/busy_neighbour.h
-          contended_tps = time_decode();
-        }
-        const double prefill_tps = prompt / prefill_s;
-        const double gbs = double(per_token) * decode_tps;
-        const double roof = gbs / bandwidth[t];
-        const double bpw = matrix_bits / matrix_weights;
-        std::printf("%-12s %-6s %3u %7.3f %12llu %10.2f %11.1f %9.2f %8.1f%%", shape.name.c_str(), label.c_str(), t,
-                    bpw, (unsigned long long)per_token, decode_tps, prefill_tps, gbs / 1e9, roof * 100);
-        if (contend) std::printf(" %12.2f %7.1f%%", contended_tps, 100.0 * contended_tps / decode_tps);
-        std::printf("\n");
-        std::fflush(stdout);
-        char row[512];
-        std::snprintf(row, sizeof row,
-                      "%s{\"shape\": \"%s\", \"format\": \"%s\", \"threads\": %u, \"linear_bpw\": %.4f, "
-                      "\"weight_bytes_per_token\": %llu, \"decode_tok_s\": %.3f, \"prefill_tok_s\": %.2f, "
-                      "\"decode_bytes_s\": %.0f, \"bandwidth_bytes_s\": %.0f, \"roofline_pct\": %.2f, "
-                      "\"decode_tok_s_busy_core\": %.3f}",
-                      json_rows.empty() ? "" : ", ", shape.name.c_str(), label.c_str(), t, bpw,
-                      (unsigned long long)per_token, decode_tps, prefill_tps, gbs, bandwidth[t], roof * 100,
-                      contended_tps);
-        json_rows += row;
+        rows.push_back(std::move(r));
       }
+    }
+    std::vector<int32_t> toks(prompt);
+    for (uint32_t i = 0; i < prompt; ++i) toks[i] = int32_t((i * 7919u + 1u) % shape.vocab);
+    stk_message m{};
+    const auto time_prefill = [&](stk_session* s) {
+      stk_session_reset(s);
+      const auto t0 = std::chrono::steady_clock::now();
+      host::check(stk_session_eval(s, toks.data(), prompt, nullptr, &m), m);
+      return prompt / seconds_since(t0);
+    };
+    const auto time_decode = [&](stk_session* s) {
+      stk_session_reset(s);
+      host::check(stk_session_eval(s, toks.data(), 1, nullptr, &m), m);
+      const auto t0 = std::chrono::steady_clock::now();
+      for (uint32_t i = 0; i < decode; ++i) {
+        const int32_t tok = toks[(i + 1) % prompt];
+        host::check(stk_session_eval(s, &tok, 1, nullptr, &m), m);
+      }
+      return decode / seconds_since(t0);
+    };
+    for (Row& r : rows) time_prefill(r.session->get());  // warm-up: page in the weights, start the threads
+    std::vector<double> bandwidth(17, 0.0);
+    for (uint32_t round = 0; round < repeat; ++round) {
+      for (uint32_t t : threads) bandwidth[t] = std::max(bandwidth[t], bw.measure(t));
+      for (Row& r : rows) {
+        // Best of the rounds: a busy machine only ever slows a run down.
+        r.prefill_tps = std::max(r.prefill_tps, time_prefill(r.session->get()));
+        r.decode_tps = std::max(r.decode_tps, time_decode(r.session->get()));
+      }
+      std::fprintf(stderr, "%s: round %u of %u timed\n", shape.name.c_str(), round + 1, repeat);
+    }
+    for (uint32_t t : threads) {
+      std::fprintf(stderr, "%s: memory read bandwidth, %u thread%s: %.2f GB/s\n", shape.name.c_str(), t,
+                   t == 1 ? "" : "s", bandwidth[t] / 1e9);
+    }
+    for (Row& r : rows) {
+      if (contend) {
+        bench::BusyNeighbour neighbour;  // bench/busy_neighbour.h
+        r.contended_tps = time_decode(r.session->get());
+      }
+      const double gbs = double(r.per_token) * r.decode_tps;
+      const double roof = gbs / bandwidth[r.threads];
+      std::printf("%-12s %-8s %3u %7.3f %12llu %10.2f %11.1f %9.2f %8.1f%%", shape.name.c_str(), r.label.c_str(),
+                  r.threads, r.bpw, (unsigned long long)r.per_token, r.decode_tps, r.prefill_tps, gbs / 1e9,
+                  roof * 100);
+      if (contend) std::printf(" %12.2f %7.1f%%", r.contended_tps, 100.0 * r.contended_tps / r.decode_tps);
+      std::printf("\n");
+      std::fflush(stdout);
+      char row[512];
+      std::snprintf(row, sizeof row,
+                    "%s{\"shape\": \"%s\", \"format\": \"%s\", \"threads\": %u, \"linear_bpw\": %.4f, "
+                    "\"weight_bytes_per_token\": %llu, \"decode_tok_s\": %.3f, \"prefill_tok_s\": %.2f, "
+                    "\"decode_bytes_s\": %.0f, \"bandwidth_bytes_s\": %.0f, \"roofline_pct\": %.2f, "
+                    "\"decode_tok_s_busy_core\": %.3f}",
+                    json_rows.empty() ? "" : ", ", shape.name.c_str(), r.label.c_str(), r.threads, r.bpw,
+                    (unsigned long long)r.per_token, r.decode_tps, r.prefill_tps, gbs, bandwidth[r.threads],
+                    roof * 100, r.contended_tps);
+      json_rows += row;
     }
   }
   if (json) std::printf("{\"kernels\": \"best\", \"prompt\": %u, \"decode\": %u, \"results\": [%s]}\n", prompt, decode,
@@ -151,11 +196,11 @@ const Command kBenchCommand = {
     "Decode/prefill speed of random-weight models with real shapes per format and thread count, vs memory bandwidth.",
     {
         {"--shapes", "LIST", "stories15M,stories110M,tinyllama (default all three)"},
-        {"--formats", "LIST", "weight formats, e.g. f32,q8,q4,q3g64,q2,t2 (default f32,q8,q4,q3,q2,t2); N:M-F = N:M-sparse layers, values F (2:4-q8)"},
+        {"--formats", "LIST", "weight formats, e.g. f32,q8,q4,q3g64,q2,t2 (default f32,q8,q4,q3,q2,t2); N:M-F = N:M-sparse layers, values F (2:4-q8); bitstack = random BitStack blocks at the Q4 model's weight bytes"},
         {"--threads", "LIST", "thread counts (default 1,2)"},
         {"--prompt", "N", "prefill tokens (default 64)"},
         {"--decode", "N", "decode steps timed (default 32)"},
-        {"--repeat", "N", "time the decode steps N times and report the fastest (default 1)"},
+        {"--repeat", "N", "timing rounds: each times every format and thread count once and measures the bandwidth; rows report their fastest round (default 1)"},
         {"--big-f32", nullptr, "also run tinyllama in f32 (4.4 GB)"},
         {"--bw-mib", "MIB", "buffer for the bandwidth measurement (default 1024)"},
         {"--json", nullptr, "also print one JSON object as the last stdout line"},

@@ -461,4 +461,28 @@ TEST_F(Cli, RunGeneratesDeterministicallyWithASeed) {
   EXPECT_GT(a.out.size(), std::string("Once upon").size() + 5);
 }
 
+// stk bench --formats bitstack: the BitStack row holds the Q4 model's weight
+// bytes (a stories15M-shaped model shares its classifier with the embedding,
+// so every weight byte is read per token, Q4's included): at most the
+// budget, and short of it by less than one block of the largest matrix.
+TEST_F(Cli, BenchBitStackRowFillsTheQ4Budget) {
+  Result r = run({"bench", "--shapes", "stories15M", "--formats", "q4,bitstack", "--threads", "1", "--prompt", "2",
+                  "--decode", "2", "--bw-mib", "64", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, double> bytes, tps;
+  const std::regex row(R"re("format": "([a-z0-9]+)".*?"weight_bytes_per_token": (\d+), "decode_tok_s": ([0-9.]+))re");
+  for (std::sregex_iterator it(r.out.begin(), r.out.end(), row), end; it != end; ++it) {
+    bytes[(*it)[1]] = std::stod((*it)[2]);
+    tps[(*it)[1]] = std::stod((*it)[3]);
+  }
+  ASSERT_EQ(bytes.count("q4"), 1u) << r.out;
+  ASSERT_EQ(bytes.count("bitstack"), 1u) << r.out;
+  // The largest stories15M matrix is 768 x 288: one block is its sign plane
+  // (768 * 36 bytes) plus fp16 factors of a few ranks, under 40 KB.
+  EXPECT_LE(bytes["bitstack"], bytes["q4"]);
+  EXPECT_GT(bytes["bitstack"], bytes["q4"] - 40e3);
+  EXPECT_GT(tps["bitstack"], 0.0);
+  EXPECT_GT(tps["q4"], 0.0);
+}
+
 }  // namespace

@@ -15,7 +15,7 @@
 //    E||ΔW x||^2 = sum_ij (R_before^2 - R_after^2)_ij * d_j / s_j^2 (per-channel
 //    independence approximation). "gain": that output-error drop alone.
 //    Each tensor's blocks stay in their own order.
-// Embedding/classifier use `fixed_format` (Q8 by default), norms f32.
+// Embedding/classifier use `fixed_format` (Q4K by default), norms f32.
 #pragma once
 #include <cstdint>
 #include <functional>

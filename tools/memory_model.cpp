@@ -29,11 +29,13 @@ MemoryModel::~MemoryModel() {
   std::free(buffer_);
 }
 
-MemorySession::MemorySession(const MemoryModel& model, uint32_t threads, uint32_t max_batch, uint32_t context) {
+MemorySession::MemorySession(const MemoryModel& model, uint32_t threads, uint32_t max_batch, uint32_t context,
+                             uint64_t max_budget) {
   stk_session_config cfg = STK_SESSION_CONFIG_INIT;
   cfg.n_threads = threads;
   cfg.max_batch = max_batch;
   cfg.context_length = context;
+  cfg.max_budget_bytes = max_budget;
   stk_message m{};
   size_t bytes = 0;
   check(stk_session_arena_size(model.get(), &cfg, &bytes, &m), m);

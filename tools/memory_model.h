@@ -26,7 +26,10 @@ class MemoryModel {
 
 class MemorySession {
  public:
-  MemorySession(const MemoryModel& model, uint32_t threads, uint32_t max_batch, uint32_t context = 0);
+  // max_budget: a BitStack model's budget (stk_session_config.max_budget_bytes);
+  // the session starts at it.
+  MemorySession(const MemoryModel& model, uint32_t threads, uint32_t max_batch, uint32_t context = 0,
+                uint64_t max_budget = 0);
   ~MemorySession();
   MemorySession(const MemorySession&) = delete;
   MemorySession& operator=(const MemorySession&) = delete;
