@@ -36,6 +36,7 @@ static inline __m256i stk_lb_dot_vnni(__m256i u8, __m256i s8) {
 #define STK_LB_NS lowbit_vnni
 #define STK_LB_Q3_ONLY
 #include "runtime/kernels/lowbit_x86.inl"
+#include "runtime/kernels/prefetch_x86.h"
 
 namespace stk {
 namespace lowbit_vnni {
@@ -203,6 +204,9 @@ void rows(const WeightView& w, const LowbitLayout& L, const StripeArgs& sa, uint
   const GroupMap& G = *sa.groups;
   const TokenPrep* P = sa.prep;
   for (uint32_t r = r0; r < r1; ++r) {
+    if (sa.b0 == 0 && r + kSideRowsAhead < w.rows) {  // a row's scales, once (prefetch_x86.h)
+      prefetch_span(w.data + L.scales_offset + uint64_t(r + kSideRowsAhead) * L.row_scale_bytes, L.row_scale_bytes);
+    }
     const uint8_t* codes = w.data + uint64_t(r) * L.row_code_bytes + uint64_t(sa.b0) * L.block_bytes;
     const uint16_t* dp = reinterpret_cast<const uint16_t*>(w.data + L.scales_offset + uint64_t(r) * L.row_scale_bytes);
     const uint16_t* mp = dp + ng;

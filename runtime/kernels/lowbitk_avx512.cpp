@@ -38,6 +38,7 @@
 #include <cstring>
 
 #include "runtime/kernels/kernels.h"
+#include "runtime/kernels/prefetch_x86.h"
 #include "runtime/lowbit.h"
 
 namespace stk {
@@ -259,6 +260,9 @@ void rows(const WeightView& w, const LowbitKLayout& L, const Consts& C, const St
   const GroupMap& G = *sa.groups;
   const TokenPrep* P = sa.prep;
   for (uint32_t r = r0; r < r1; ++r) {
+    if (sa.b0 == 0 && r + kSideRowsAhead < w.rows) {  // a row's scales, once (prefetch_x86.h)
+      prefetch_span(w.data + L.scales_offset + uint64_t(r + kSideRowsAhead) * L.row_scale_bytes, L.row_scale_bytes);
+    }
     const uint8_t* codes = w.data + uint64_t(r) * L.row_code_bytes + uint64_t(sa.b0) * BB;
     const uint8_t* ep = w.data + L.scales_offset + uint64_t(r) * L.row_scale_bytes;
     const uint8_t* zp = ep + ng;

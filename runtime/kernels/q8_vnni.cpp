@@ -20,6 +20,7 @@
 #include <immintrin.h>
 
 #include "runtime/kernels/kernels.h"
+#include "runtime/kernels/prefetch_x86.h"
 
 namespace stk {
 namespace {
@@ -125,6 +126,7 @@ void tile(const WeightView& w, const Activations& a, uint32_t t0, float* y, size
       st.corr[t] = corr[t];
     }
     for (uint32_t r = r0; r < r1; ++r) {
+      if (r + kSideRowsAhead < w.rows) prefetch_span(S + size_t(r + kSideRowsAhead) * groups + c0 / 32, (st.len + 31) / 32 * 2);
       float part[NT];
       row_stripe<NT>(Q + size_t(r) * cols + c0, S + size_t(r) * groups + c0 / 32, st, part);
       for (int t = 0; t < NT; ++t) {

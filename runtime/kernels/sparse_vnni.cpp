@@ -26,6 +26,7 @@
 // -mavx512vbmi -mavx512vnni -mfma -mf16c; filed only when the CPU has them.
 #include <immintrin.h>
 
+#include "runtime/kernels/prefetch_x86.h"
 #include "runtime/kernels/sparse_x86_common.h"
 
 namespace stk {
@@ -236,6 +237,10 @@ void decode_row(const Plan& p, const Consts& k, const int8_t* aq, const Stripe& 
   const uint8_t* val = p.value_row(r) + uint64_t(s.c0) * vb;
   const uint16_t* dsc = VF == ValueKind::Q8 ? p.q8_scales(r) : p.q4_scales(r);
   const int8_t* x = aq + uint64_t(s.c0) * 128;
+  if (s.c0 == 0 && r + kSideRowsAhead < p.v.rows) {  // a row's value scales, once (prefetch_x86.h)
+    prefetch_span(VF == ValueKind::Q8 ? p.q8_scales(r + kSideRowsAhead) : p.q4_scales(r + kSideRowsAhead),
+                  VF == ValueKind::Q8 ? uint64_t(s.ng) * 2 : p.LB.row_scale_bytes);
+  }
   __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, d16 = _mm512_setzero_ps(), m16 = d16;
   const auto step = [&](uint32_t i, int u) __attribute__((always_inline)) {
     // Past the row's end these fetch the next rows' bytes, which come next
