@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bench/bandwidth.h"
+#include "bench/bitstack_rebuild.h"
 #include "bench/busy_neighbour.h"
 #include "bench/synth_bitstack.h"
 #include "bench/synth_model.h"
@@ -75,6 +76,8 @@ int run_bench(const Args& a) {
       double bpw;
       std::unique_ptr<host::MemorySession> session;
       double decode_tps = 0, prefill_tps = 0, contended_tps = 0;
+      uint32_t resident_blocks = 0;  // BitStack rows
+      double rebuild_tps = 0;        // BitStack rows, 1 thread: bench/bitstack_rebuild.h
     };
     std::vector<std::unique_ptr<host::MemoryModel>> models;
     std::vector<Row> rows;
@@ -120,6 +123,7 @@ int run_bench(const Args& a) {
           const uint64_t blocks = rep.weight_bytes - fixed_bytes;
           r.per_token = per_token + blocks;
           r.bpw = (matrix_bits + 8.0 * double(blocks)) / matrix_weights;
+          r.resident_blocks = rep.blocks_resident;
         }
         rows.push_back(std::move(r));
       }
@@ -159,6 +163,12 @@ int run_bench(const Args& a) {
                    t == 1 ? "" : "s", bandwidth[t] / 1e9);
     }
     for (Row& r : rows) {
+      if (r.resident_blocks != 0 && r.threads == 1) {
+        const std::vector<bench::MatrixBlocks> blocks = bench::random_bitstack_blocks(shape, kBitStackBenchBlocks);
+        r.rebuild_tps = bench::dense_rebuild_tok_s(blocks, bench::uniform_resident(blocks.size(), r.resident_blocks), 3);
+      }
+    }
+    for (Row& r : rows) {
       if (contend) {
         bench::BusyNeighbour neighbour;  // bench/busy_neighbour.h
         r.contended_tps = time_decode(r.session->get());
@@ -170,16 +180,21 @@ int run_bench(const Args& a) {
                   roof * 100);
       if (contend) std::printf(" %12.2f %7.1f%%", r.contended_tps, 100.0 * r.contended_tps / r.decode_tps);
       std::printf("\n");
+      if (r.rebuild_tps > 0) {
+        std::printf("  (rebuilding each matrix dense from its blocks for every token, then a dense f32 product:\n"
+                    "   %.2f tok/s for the linear layers alone, %.1fx slower than the packed kernel's whole step)\n",
+                    r.rebuild_tps, r.decode_tps / r.rebuild_tps);
+      }
       std::fflush(stdout);
       char row[512];
       std::snprintf(row, sizeof row,
                     "%s{\"shape\": \"%s\", \"format\": \"%s\", \"threads\": %u, \"linear_bpw\": %.4f, "
                     "\"weight_bytes_per_token\": %llu, \"decode_tok_s\": %.3f, \"prefill_tok_s\": %.2f, "
                     "\"decode_bytes_s\": %.0f, \"bandwidth_bytes_s\": %.0f, \"roofline_pct\": %.2f, "
-                    "\"decode_tok_s_busy_core\": %.3f}",
+                    "\"decode_tok_s_busy_core\": %.3f, \"dense_rebuild_tok_s\": %.3f}",
                     json_rows.empty() ? "" : ", ", shape.name.c_str(), r.label.c_str(), r.threads, r.bpw,
                     (unsigned long long)r.per_token, r.decode_tps, r.prefill_tps, gbs, bandwidth[r.threads],
-                    roof * 100, r.contended_tps);
+                    roof * 100, r.contended_tps, r.rebuild_tps);
       json_rows += row;
     }
   }

@@ -23,14 +23,14 @@ bool is_linear(TensorRole r) {
 
 }  // namespace
 
-host::PackedModel synth_bitstack(const ShapeSpec& s, uint32_t seq_len, uint32_t blocks) {
-  host::PackedModel m = synth_model(s, host::parse_format_spec("q4k"), seq_len);
+std::vector<MatrixBlocks> random_bitstack_blocks(const ShapeSpec& s, uint32_t blocks) {
+  const host::PackedModel shape_only = synth_model(s, host::parse_format_spec("q4k"), 8);
   Rng rng;
-  std::vector<std::vector<std::vector<uint8_t>>> encoded;  // [matrix][block]
-  for (host::PackedTensor& t : m.tensors) {
+  std::vector<MatrixBlocks> out;
+  for (const host::PackedTensor& t : shape_only.tensors) {
     if (!is_linear(t.role)) continue;
+    MatrixBlocks m{t.layer, t.role, t.rows, t.cols, {}};
     const uint32_t rank = host::bitstack_default_rank(t.rows, t.cols);
-    std::vector<std::vector<uint8_t>> tb;
     for (uint32_t b = 0; b < blocks; ++b) {
       host::BitStackBlock blk;
       blk.rank = rank;
@@ -40,8 +40,25 @@ host::PackedModel synth_bitstack(const ShapeSpec& s, uint32_t seq_len, uint32_t 
       blk.v.resize(size_t(rank) * t.cols);
       for (uint16_t& x : blk.u) x = float_to_half(0.01f * float(rng.next() % 100) / 100.0f);
       for (uint16_t& x : blk.v) x = float_to_half(0.01f * float(rng.next() % 100) / 100.0f);
-      tb.push_back(host::bitstack_encode_block(blk, t.layer, t.role, b, t.rows, t.cols));
+      m.blocks.push_back(std::move(blk));
     }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+host::PackedModel synth_bitstack(const ShapeSpec& s, uint32_t seq_len, uint32_t blocks) {
+  host::PackedModel m = synth_model(s, host::parse_format_spec("q4k"), seq_len);
+  const std::vector<MatrixBlocks> random = random_bitstack_blocks(s, blocks);
+  std::vector<std::vector<std::vector<uint8_t>>> encoded;  // [matrix][block]
+  size_t i = 0;
+  for (host::PackedTensor& t : m.tensors) {
+    if (!is_linear(t.role)) continue;
+    std::vector<std::vector<uint8_t>> tb;
+    for (uint32_t b = 0; b < blocks; ++b) {
+      tb.push_back(host::bitstack_encode_block(random[i].blocks[b], t.layer, t.role, b, t.rows, t.cols));
+    }
+    ++i;
     encoded.push_back(std::move(tb));
     t.format = WeightFormat::BitStack;
     std::memset(t.params, 0, sizeof t.params);

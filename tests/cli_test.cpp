@@ -483,6 +483,12 @@ TEST_F(Cli, BenchBitStackRowFillsTheQ4Budget) {
   EXPECT_GT(bytes["bitstack"], bytes["q4"] - 40e3);
   EXPECT_GT(tps["bitstack"], 0.0);
   EXPECT_GT(tps["q4"], 0.0);
+  // The dense-rebuild comparison is timed for the BitStack row only.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex(R"re("format": "bitstack".*?"dense_rebuild_tok_s": ([0-9.]+))re")));
+  EXPECT_GT(std::stod(m[1]), 0.0);
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex(R"re("format": "q4".*?"dense_rebuild_tok_s": ([0-9.]+))re")));
+  EXPECT_EQ(std::stod(m[1]), 0.0);
 }
 
 }  // namespace
