@@ -20,22 +20,16 @@ struct MatmulOp {
   size_t ldy;
   MatmulFn fn;  // filled by run_matmuls
 };
-// A parallel product's work: rows [r0, r1) of ops[op].
-struct RowChunk {
-  uint32_t op, r0, r1;
-};
-// Enough for any split plan_chunks makes (it bounds the count).
-constexpr uint32_t kMaxChunks = 128;
 struct MatmulJob {
   MatmulOp ops[3];
   uint32_t n_ops;
   Activations act;
+  uint32_t rows_per_chunk;
+  uint32_t chunk_start[4];  // first chunk of each op, then the total
   // SwiGLU: ops[0] (gate, w1) and ops[1] (up, w3) have the same rows and a
   // chunk computes both for its rows, then gate = silu(gate) * up there, so
   // the element-wise step runs in parallel with no extra job.
   bool swiglu;
-  RowChunk chunks[kMaxChunks];
-  uint32_t n_chunks;
 };
 
 // Rows [r0, r1) of the gate and up products, then SiLU(gate) * up on them.
@@ -57,62 +51,37 @@ void swiglu_rows(const MatmulJob& j, uint32_t r0, uint32_t r1) {
 
 void matmul_chunk(void* ctx, uint32_t chunk, uint32_t /*worker*/) {
   const MatmulJob& j = *static_cast<const MatmulJob*>(ctx);
-  const RowChunk& c = j.chunks[chunk];
   if (j.swiglu) {
-    swiglu_rows(j, c.r0, c.r1);
+    const uint32_t r0 = chunk * j.rows_per_chunk, rows = j.ops[0].w->rows;
+    swiglu_rows(j, r0, r0 + j.rows_per_chunk < rows ? r0 + j.rows_per_chunk : rows);
     return;
   }
-  const MatmulOp& op = j.ops[c.op];
-  op.fn(*op.w, j.act, op.y, op.ldy, c.r0, c.r1);
+  uint32_t k = 0;
+  while (chunk >= j.chunk_start[k + 1]) ++k;
+  const MatmulOp& op = j.ops[k];
+  uint32_t r0 = (chunk - j.chunk_start[k]) * j.rows_per_chunk;
+  uint32_t r1 = r0 + j.rows_per_chunk < op.w->rows ? r0 + j.rows_per_chunk : op.w->rows;
+  op.fn(*op.w, j.act, op.y, op.ldy, r0, r1);
 }
 
 // Work below this many multiply-adds runs on the calling thread: waking a
 // worker costs more than it saves.
 constexpr uint64_t kParallelMinMacs = 32 * 1024;
-// A parallel product is split into chunks that threads claim one at a time,
-// largest first: each chunk is 1/(kChunkDivisor * threads) of the rows still
-// unclaimed, so the first chunks cost few claims and the last ones are small
-// (16 rows), and whichever thread finishes first waits at most for one small
-// chunk of the other's at the end of every job (about 4% of a TinyLlama
-// decode step with eight equal chunks per thread). Where the chunks go never
-// changes a row's result.
-constexpr uint32_t kChunkDivisor = 2;
-constexpr uint32_t kMinChunkRows = 16;
+// Chunks per thread of a parallel product: more even out threads that run at
+// different speeds (or lose their core for a while), each costs a claim and
+// the kernel's per-call setup. Instrumented, a 2-thread TinyLlama Q8 decode
+// waits under 1% of its time for the other thread's last chunk. Largest-first
+// chunks (a quarter of what is left, down to 16 rows) decoded stories110M Q8
+// 4-8% faster on an idle machine but kept 30-36% of that speed with a busy
+// process on one of the 2 cores, against 39-44% with these (stk bench
+// --contend); capped at these chunks' size they were no different from them.
+constexpr uint32_t kChunksPerThread = 8;
 // BitStack kernels quantize their activations (v ⊙ x per block and rank) for
-// the whole row width in every call, so each chunk repeats that work: their
-// chunks are all the same size, two per thread (2-thread decode of the
-// stories110M shape at the Q4 size: 60-77 tok/s with eight per thread,
-// 100-110 with two), which still lets one thread take over part of a slow
-// one's rows.
+// the whole row width in every call, so each chunk repeats that work: two
+// chunks per thread decode the stories110M shape at the Q4 size about 1.5x
+// faster with 2 threads than eight (60-77 -> 100-110 tok/s) and still let
+// one thread take over part of a slow one's rows.
 constexpr uint32_t kBitStackChunksPerThread = 2;
-
-// Splits the job's rows into chunks (see kChunkDivisor); a chunk never spans
-// two ops, a SwiGLU chunk covers its rows of both products.
-void plan_chunks(MatmulJob* j, uint32_t n_threads) {
-  const uint32_t n_ops = j->swiglu ? 1 : j->n_ops;
-  uint32_t units = 0;
-  for (uint32_t k = 0; k < n_ops; ++k) units += j->ops[k].w->rows;
-  const auto round16 = [](uint32_t v) { return (v + kMinChunkRows - 1) / kMinChunkRows * kMinChunkRows; };
-  // At most kMaxChunks: every chunk but the last of each op has min_rows or more.
-  uint32_t min_rows = round16((units + kMaxChunks - 4) / (kMaxChunks - 3));
-  if (j->ops[0].w->format == WeightFormat::BitStack) {
-    const uint32_t even = round16((units + kBitStackChunksPerThread * n_threads - 1) / (kBitStackChunksPerThread * n_threads));
-    min_rows = even > min_rows ? even : min_rows;
-  }
-  uint32_t n = 0, remaining = units;
-  for (uint32_t k = 0; k < n_ops; ++k) {
-    const uint32_t rows = j->ops[k].w->rows;
-    for (uint32_t r0 = 0; r0 < rows;) {
-      uint32_t size = round16(remaining / (kChunkDivisor * n_threads));
-      size = size < min_rows ? min_rows : size;
-      const uint32_t r1 = rows - r0 < size ? rows : r0 + size;
-      j->chunks[n++] = RowChunk{k, r0, r1};
-      remaining -= r1 - r0;
-      r0 = r1;
-    }
-  }
-  j->n_chunks = n;
-}
 
 // Symmetric int8 copy of the activations, groups of 32 along the row, for
 // kernels that multiply in integers. Made once per product, shared by all ops.
@@ -156,11 +125,13 @@ void run_matmuls(Session* s, uint32_t layer, MatmulJob* j) {
   const uint32_t cols = j->ops[0].w->cols;
   bool want_q8 = false;
   uint64_t macs = 0;
+  uint32_t total_rows = 0;
   for (uint32_t k = 0; k < j->n_ops; ++k) {
     MatmulOp& op = j->ops[k];
     op.fn = s->kernels->get(op.w->format);
     want_q8 |= s->kernels->wants_q8_activations[uint32_t(op.w->format)];
     macs += uint64_t(op.w->rows) * op.w->cols * j->act.n;
+    total_rows += op.w->rows;
     if (s->observer != nullptr) s->observer(s->observer_user, layer, op.role, j->act.x, j->act.ldx, j->act.n, cols);
   }
   if (want_q8) quantize_activations(s, &j->act, cols);
@@ -175,8 +146,24 @@ void run_matmuls(Session* s, uint32_t layer, MatmulJob* j) {
     }
     return;
   }
-  plan_chunks(j, s->pool.n_threads);
-  thread_pool_run(&s->pool, matmul_chunk, j, j->n_chunks);
+  // About kChunksPerThread chunks per thread over all ops, in multiples of 16
+  // rows (a SwiGLU chunk does its rows of both products).
+  const uint32_t units = j->swiglu ? j->ops[0].w->rows : total_rows;
+  const uint32_t chunks_per_thread =
+      j->ops[0].w->format == WeightFormat::BitStack ? kBitStackChunksPerThread : kChunksPerThread;
+  uint32_t per = units / (chunks_per_thread * s->pool.n_threads);
+  per = per < 16 ? 16 : (per + 15) / 16 * 16;
+  j->rows_per_chunk = per;
+  if (j->swiglu) {  // chunks over the gate's rows, each doing both products
+    thread_pool_run(&s->pool, matmul_chunk, j, (j->ops[0].w->rows + per - 1) / per);
+    return;
+  }
+  j->chunk_start[0] = 0;
+  for (uint32_t k = 0; k < j->n_ops; ++k) {
+    j->chunk_start[k + 1] = j->chunk_start[k] + (j->ops[k].w->rows + per - 1) / per;
+  }
+  for (uint32_t k = j->n_ops + 1; k < 4; ++k) j->chunk_start[k] = j->chunk_start[j->n_ops];
+  thread_pool_run(&s->pool, matmul_chunk, j, j->chunk_start[j->n_ops]);
 }
 
 void matmul(Session* s, uint32_t layer, TensorRole role, const WeightView& w, const float* x, size_t ldx,
