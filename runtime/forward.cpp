@@ -72,9 +72,10 @@ constexpr uint64_t kParallelMinMacs = 32 * 1024;
 // the kernel's per-call setup. Instrumented, a 2-thread TinyLlama Q8 decode
 // waits under 1% of its time for the other thread's last chunk. Largest-first
 // chunks (a quarter of what is left, down to 16 rows) decoded stories110M Q8
-// 4-8% faster on an idle machine but kept 30-36% of that speed with a busy
-// process on one of the 2 cores, against 39-44% with these (stk bench
-// --contend); capped at these chunks' size they were no different from them.
+// faster on an idle machine (324-347 against 264-310 tok/s, three alternating
+// pairs) but kept only 30-36% of that speed with a busy process on one of
+// the 2 cores, against 39-44% with these (stk bench --contend); capped at
+// these chunks' size they were no different from them.
 constexpr uint32_t kChunksPerThread = 8;
 // BitStack kernels quantize their activations (v ⊙ x per block and rank) for
 // the whole row width in every call, so each chunk repeats that work: two
