@@ -76,10 +76,11 @@ int run_bench(const Args& a) {
       double bpw;
       std::unique_ptr<host::MemorySession> session;
       double decode_tps = 0, prefill_tps = 0, contended_tps = 0;
-      uint32_t resident_blocks = 0;  // BitStack rows
-      double rebuild_tps = 0;        // BitStack rows, 1 thread: bench/bitstack_rebuild.h
+      std::vector<uint32_t> rebuild_resident;  // BitStack rows, 1 thread: each matrix's blocks at the budget
+      double rebuild_tps = 0;                  // bench/bitstack_rebuild.h
     };
     std::vector<std::unique_ptr<host::MemoryModel>> models;
+    std::vector<bench::MatrixBlocks> rebuild_matrices;  // the BitStack model's blocks, for the dense rebuild
     std::vector<Row> rows;
     for (const std::string& fname : formats) {
       const auto tp = std::chrono::steady_clock::now();
@@ -88,7 +89,9 @@ int run_bench(const Args& a) {
       uint64_t budget = 0;  // BitStack: the Q4 model's weight bytes
       if (fname == "bitstack") {
         budget = bench::total_weight_bytes(bench::synth_model(shape, host::parse_format_spec("q4"), 8));
-        pm = bench::synth_bitstack(shape, prompt + decode + 8, kBitStackBenchBlocks);
+        bench::SynthBitStack sb = bench::synth_bitstack(shape, prompt + decode + 8, kBitStackBenchBlocks);
+        pm = std::move(sb.model);
+        rebuild_matrices = std::move(sb.matrices);
       } else {
         const bench::SparseFormatName sf = bench::parse_sparse_format(fname);  // "2:4-q8": bench/synth_sparse.h
         const host::FormatSpec spec = sf.values;
@@ -114,7 +117,7 @@ int run_bench(const Args& a) {
       }
       std::fprintf(stderr, "%s %s: built in %.1f s\n", shape.name.c_str(), label.c_str(), seconds_since(tp));
       for (uint32_t t : threads) {
-        Row r{label, t, per_token, matrix_bits / matrix_weights, nullptr};
+        Row r{label, t, per_token, matrix_bits / matrix_weights, nullptr, 0, 0, 0, {}, 0};
         r.session.reset(new host::MemorySession(*models.back(), t, prompt, prompt + decode + 8, budget));
         if (budget != 0) {  // what the session holds at the budget: fixed tensors + resident blocks
           stk_budget_report rep = STK_BUDGET_REPORT_INIT;
@@ -123,7 +126,7 @@ int run_bench(const Args& a) {
           const uint64_t blocks = rep.weight_bytes - fixed_bytes;
           r.per_token = per_token + blocks;
           r.bpw = (matrix_bits + 8.0 * double(blocks)) / matrix_weights;
-          r.resident_blocks = rep.blocks_resident;
+          if (t == 1) r.rebuild_resident = bench::uniform_resident(rebuild_matrices.size(), rep.blocks_resident);
         }
         rows.push_back(std::move(r));
       }
@@ -148,12 +151,6 @@ int run_bench(const Args& a) {
       return decode / seconds_since(t0);
     };
     for (Row& r : rows) time_prefill(r.session->get());  // warm-up: page in the weights, start the threads
-    std::vector<bench::MatrixBlocks> rebuild_blocks;  // BitStack rows: the dense-rebuild comparison
-    for (const Row& r : rows) {
-      if (r.resident_blocks != 0 && rebuild_blocks.empty()) {
-        rebuild_blocks = bench::random_bitstack_blocks(shape, kBitStackBenchBlocks);
-      }
-    }
     std::vector<double> bandwidth(17, 0.0);
     for (uint32_t round = 0; round < repeat; ++round) {
       for (uint32_t t : threads) bandwidth[t] = std::max(bandwidth[t], bw.measure(t));
@@ -161,9 +158,8 @@ int run_bench(const Args& a) {
         // Best of the rounds: a busy machine only ever slows a run down.
         r.prefill_tps = std::max(r.prefill_tps, time_prefill(r.session->get()));
         r.decode_tps = std::max(r.decode_tps, time_decode(r.session->get()));
-        if (r.resident_blocks != 0 && r.threads == 1) {
-          const std::vector<uint32_t> resident = bench::uniform_resident(rebuild_blocks.size(), r.resident_blocks);
-          r.rebuild_tps = std::max(r.rebuild_tps, bench::dense_rebuild_tok_s(rebuild_blocks, resident, 3));
+        if (!r.rebuild_resident.empty()) {
+          r.rebuild_tps = std::max(r.rebuild_tps, bench::dense_rebuild_tok_s(rebuild_matrices, r.rebuild_resident, 3));
         }
       }
       std::fprintf(stderr, "%s: round %u of %u timed\n", shape.name.c_str(), round + 1, repeat);

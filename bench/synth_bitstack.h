@@ -11,20 +11,20 @@ namespace stk::bench {
 
 // The random blocks of one layer matrix, in its own order.
 struct MatrixBlocks {
-  uint32_t layer;
-  TensorRole role;
   uint32_t rows, cols;
   std::vector<host::BitStackBlock> blocks;
 };
-// `blocks` random sign blocks (fp16 factors at the packer's default rank) for
-// every layer matrix of the shape, in the model's tensor order.
-std::vector<MatrixBlocks> random_bitstack_blocks(const ShapeSpec& s, uint32_t blocks);
+
+struct SynthBitStack {
+  host::PackedModel model;
+  std::vector<MatrixBlocks> matrices;  // the model's blocks before encoding, in tensor order
+};
 
 // Embedding and classifier Q4K (the BitStack packer's default), norms 1, and
-// every layer matrix as `blocks` random sign blocks at the packer's default
-// rank (random_bitstack_blocks), stored in a uniform load order (block b of
-// every matrix, then b + 1).
-host::PackedModel synth_bitstack(const ShapeSpec& s, uint32_t seq_len, uint32_t blocks);
+// every layer matrix as `blocks` random sign blocks (fp16 factors at the
+// packer's default rank), stored in a uniform load order (block b of every
+// matrix, then b + 1).
+SynthBitStack synth_bitstack(const ShapeSpec& s, uint32_t seq_len, uint32_t blocks);
 
 // Bytes of every tensor of a model without BitStack blocks: the budget at
 // which a BitStack model holds as many weight bytes.

@@ -22,16 +22,6 @@
 namespace stk::host {
 namespace {
 
-bool is_linear(TensorRole r) {
-  switch (r) {
-    case TensorRole::Wq: case TensorRole::Wk: case TensorRole::Wv: case TensorRole::Wo:
-    case TensorRole::W1: case TensorRole::W2: case TensorRole::W3:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // The tensor whose input a linear layer shares (its activations are observed there).
 TensorRole input_owner(TensorRole r) {
   switch (r) {
@@ -152,7 +142,7 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
     p.layer = t.layer;
     p.rows = t.rows;
     p.cols = t.cols;
-    if (!is_linear(t.role)) {
+    if (!is_linear_role(t.role)) {
       p.format = t.rows == 1 ? WeightFormat::F32 : o.fixed_format;
       p.data = encode_weights(t.data.data(), t.rows, t.cols, p.format, p.params);
       pm.tensors.push_back(std::move(p));
@@ -246,7 +236,7 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
     // as encoded, the norms with 1/s folded in.
     HostModel student = m;
     for (size_t i = 0; i < m.tensors.size(); ++i)
-      if (!is_linear(m.tensors[i].role) && m.tensors[i].rows > 1) student.tensors[i].data = dequantized_tensor(pm.tensors[i]);
+      if (!is_linear_role(m.tensors[i].role) && m.tensors[i].rows > 1) student.tensors[i].data = dequantized_tensor(pm.tensors[i]);
     std::vector<StackedTensor> stacked;
     for (Decomposed& d : dec) {
       StackedTensor st;

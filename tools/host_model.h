@@ -65,6 +65,22 @@ inline bool is_per_layer_role(stk::TensorRole role) {
   }
 }
 
+// True for the seven linear layers of a block (q, k, v, o, w1, w2, w3).
+inline bool is_linear_role(stk::TensorRole role) {
+  switch (role) {
+    case stk::TensorRole::Wq:
+    case stk::TensorRole::Wk:
+    case stk::TensorRole::Wv:
+    case stk::TensorRole::Wo:
+    case stk::TensorRole::W1:
+    case stk::TensorRole::W2:
+    case stk::TensorRole::W3:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // "tok_embeddings", "layers.3.attn_norm", "layers.3.attn.wq" (.wk .wv .wo),
 // "layers.3.ffn_norm", "layers.3.ffn.w1" (.w2 .w3), "norm", "output".
 // Throws std::invalid_argument for an unknown role, a per-layer role with
