@@ -1,8 +1,6 @@
 #include "bench/bandwidth.h"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
+#include "bench/widest_isa.h"
 
 #include <chrono>
 #include <cstdlib>
@@ -14,73 +12,31 @@
 namespace stk::bench {
 namespace {
 
-// Sums the 64-bit words of p[0, n) (n a multiple of 256) with four
-// independent accumulators; the sum is returned and published, so the loads
-// stay. The widest loads the CPU has: narrower ones leave bandwidth unused
-// (on the AVX-512 development VM, SSE2 loads read 24-26 GB/s with one thread
-// where 512-bit loads read 31-34), and a roofline below what the decode
-// kernels themselves read would overstate their efficiency.
-#if defined(__x86_64__)
-__attribute__((target("avx512f"))) uint64_t sum_avx512(const uint8_t* p, size_t n) {
-  __m512i a0 = _mm512_set1_epi64(0), a1 = a0, a2 = a0, a3 = a0;
+// Sums the 64-bit words of p[0, n) (n a multiple of 256) in four
+// independent 64-byte accumulators; the sum is returned and published, so the
+// loads stay. The loop is written once with GCC vector types and, on x86,
+// compiled for AVX-512, AVX2 and the baseline with the widest picked at run
+// time: narrower loads leave bandwidth unused (on the AVX-512 development VM
+// SSE2 loads read 24-26 GB/s with one thread where 512-bit loads read 31-34),
+// and a roofline below what the decode kernels themselves read would
+// overstate their efficiency.
+typedef uint64_t U64x8 __attribute__((vector_size(64)));
+
+STK_WIDEST_ISA uint64_t sum_slice(const uint8_t* p, size_t n) {
+  U64x8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
   for (size_t i = 0; i < n; i += 256) {
-    a0 = _mm512_add_epi64(a0, _mm512_load_si512(p + i));
-    a1 = _mm512_add_epi64(a1, _mm512_load_si512(p + i + 64));
-    a2 = _mm512_add_epi64(a2, _mm512_load_si512(p + i + 128));
-    a3 = _mm512_add_epi64(a3, _mm512_load_si512(p + i + 192));
+    U64x8 w0, w1, w2, w3;  // one load each (an array of them was also stored to the stack)
+    std::memcpy(&w0, p + i, 64);
+    std::memcpy(&w1, p + i + 64, 64);
+    std::memcpy(&w2, p + i + 128, 64);
+    std::memcpy(&w3, p + i + 192, 64);
+    a0 += w0, a1 += w1, a2 += w2, a3 += w3;
   }
-  const __m512i s = _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3));
-  uint64_t out[8];
-  std::memcpy(out, &s, 64);
-  return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
+  const U64x8 s = (a0 + a1) + (a2 + a3);
+  uint64_t total = 0;
+  for (int k = 0; k < 8; ++k) total += s[k];
+  return total;
 }
-
-__attribute__((target("avx2"))) uint64_t sum_avx2(const uint8_t* p, size_t n) {
-  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-  for (size_t i = 0; i < n; i += 128) {
-    a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
-    a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
-    a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
-    a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
-  }
-  const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
-  uint64_t out[4];
-  std::memcpy(out, &s, 32);
-  return out[0] + out[1] + out[2] + out[3];
-}
-
-uint64_t sum_sse2(const uint8_t* p, size_t n) {
-  __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
-  for (size_t i = 0; i < n; i += 64) {
-    a0 = _mm_add_epi64(a0, _mm_load_si128(reinterpret_cast<const __m128i*>(p + i)));
-    a1 = _mm_add_epi64(a1, _mm_load_si128(reinterpret_cast<const __m128i*>(p + i + 16)));
-    a2 = _mm_add_epi64(a2, _mm_load_si128(reinterpret_cast<const __m128i*>(p + i + 32)));
-    a3 = _mm_add_epi64(a3, _mm_load_si128(reinterpret_cast<const __m128i*>(p + i + 48)));
-  }
-  const __m128i s = _mm_add_epi64(_mm_add_epi64(a0, a1), _mm_add_epi64(a2, a3));
-  uint64_t out[2];
-  std::memcpy(out, &s, 16);
-  return out[0] + out[1];
-}
-
-uint64_t sum_slice(const uint8_t* p, size_t n) {
-  static const auto best = __builtin_cpu_supports("avx512f") ? sum_avx512
-                           : __builtin_cpu_supports("avx2")  ? sum_avx2
-                                                             : sum_sse2;
-  return best(p, n);
-}
-#else
-// Portable version (ARM, RISC-V cross builds): eight independent 64-bit sums.
-uint64_t sum_slice(const uint8_t* p, size_t n) {
-  uint64_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (size_t i = 0; i < n; i += 64) {
-    uint64_t w[8];
-    std::memcpy(w, p + i, 64);
-    for (int k = 0; k < 8; ++k) a[k] += w[k];
-  }
-  return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
-}
-#endif
 
 }  // namespace
 

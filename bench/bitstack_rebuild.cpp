@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "bench/widest_isa.h"
 #include "runtime/half.h"
 #include "runtime/kernels/matmul.h"
 
@@ -23,11 +24,6 @@ struct SignTable {
 // a sum of scaled factor rows, the signs expanded to floats by table, then one
 // multiply-add. Plain loops over contiguous floats, compiled for the widest
 // ISA present on x86 (cols a multiple of 8 here).
-#if defined(__x86_64__)
-#define STK_WIDEST_ISA __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define STK_WIDEST_ISA  // ARM, RISC-V: the target's own vector unit, as compiled
-#endif
 STK_WIDEST_ISA void accumulate_row(
     const float* u_r, const float* v, uint32_t rank, uint32_t cols, const uint8_t* sign_row, float* mag, float* sgn,
     float* out) {

@@ -47,24 +47,6 @@ struct HostModel {
   }
 };
 
-// True for the roles that exist once per layer.
-inline bool is_per_layer_role(stk::TensorRole role) {
-  switch (role) {
-    case stk::TensorRole::AttnNorm:
-    case stk::TensorRole::Wq:
-    case stk::TensorRole::Wk:
-    case stk::TensorRole::Wv:
-    case stk::TensorRole::Wo:
-    case stk::TensorRole::FfnNorm:
-    case stk::TensorRole::W1:
-    case stk::TensorRole::W2:
-    case stk::TensorRole::W3:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // True for the seven linear layers of a block (q, k, v, o, w1, w2, w3).
 inline bool is_linear_role(stk::TensorRole role) {
   switch (role) {
@@ -79,6 +61,11 @@ inline bool is_linear_role(stk::TensorRole role) {
     default:
       return false;
   }
+}
+
+// True for the roles that exist once per layer: the linear layers and the two norms.
+inline bool is_per_layer_role(stk::TensorRole role) {
+  return is_linear_role(role) || role == stk::TensorRole::AttnNorm || role == stk::TensorRole::FfnNorm;
 }
 
 // "tok_embeddings", "layers.3.attn_norm", "layers.3.attn.wq" (.wk .wv .wo),
