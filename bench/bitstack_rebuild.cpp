@@ -47,7 +47,7 @@ std::vector<uint32_t> uniform_resident(size_t matrices, uint32_t total) {
 }
 
 double dense_rebuild_tok_s(const std::vector<MatrixBlocks>& matrices, const std::vector<uint32_t>& resident,
-                           uint32_t tokens) {
+                           uint32_t tokens, const KernelSet& kernels) {
   // Factors in float once (a rebuild on every pass would convert them too;
   // leaving that out only favours this approach).
   struct Factors {
@@ -73,8 +73,7 @@ double dense_rebuild_tok_s(const std::vector<MatrixBlocks>& matrices, const std:
     }
   }
   std::vector<float> w(size_t(max_rows) * max_cols), mag(max_cols), sgn(max_cols + 8), x(max_cols, 0.01f), y(max_rows);
-  const KernelSet& ks = kernels_best();
-  const MatmulFn f32 = ks.get(WeightFormat::F32);
+  const MatmulFn f32 = kernels.get(WeightFormat::F32);
   const auto t0 = std::chrono::steady_clock::now();
   for (uint32_t t = 0; t < tokens; ++t) {
     for (size_t i = 0; i < matrices.size(); ++i) {

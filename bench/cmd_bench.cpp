@@ -16,6 +16,9 @@
 #include "bench/synth_model.h"
 #include "bench/synth_sparse.h"
 #include "c_api/stackrt.h"
+#include "c_api/stackrt_internal.h"
+#include "runtime/kernels/matmul.h"
+#include "runtime/session.h"
 #include "tools/commands.h"
 #include "tools/handles.h"
 #include "tools/memory_model.h"
@@ -35,6 +38,23 @@ std::vector<std::string> split_list(const std::string& s) {
 // Random sign blocks per matrix in the "bitstack" row: more than the Q4
 // model's bytes hold, so the budget, not the model, sets what is resident.
 constexpr uint32_t kBitStackBenchBlocks = 6;
+
+// The kernel set named by --isa: "best" is what sessions pick on this CPU;
+// a named set lets one machine time the kernels that a narrower CPU would
+// run (an AVX-512 machine times its AVX2 kernels).
+const KernelSet& kernel_set_named(const std::string& name) {
+  if (name == "best") return kernels_best();
+  const struct {
+    const char* name;
+    Isa isa;
+  } sets[] = {{"scalar", Isa::Scalar}, {"avx2", Isa::Avx2}, {"avx512", Isa::Avx512}, {"neon", Isa::Neon}};
+  for (const auto& s : sets) {
+    if (name != s.name) continue;
+    if (const KernelSet* k = kernels_for(s.isa)) return *k;
+    throw UsageError("--isa " + name + ": this build or CPU has no " + name + " kernels");
+  }
+  throw UsageError("--isa expects best, avx512, avx2, neon or scalar, got '" + name + "'");
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -56,13 +76,17 @@ int run_bench(const Args& a) {
   const bool json = a.has("--json");
   const bool contend = a.has("--contend");
   const double bw_bytes = double(a.integer("--bw-mib", 1024, 64, 65536)) * 1048576.0;
+  std::vector<const KernelSet*> kernel_sets;
+  for (const std::string& name : split_list(a.get("--isa", "best"))) kernel_sets.push_back(&kernel_set_named(name));
+  if (kernel_sets.empty()) throw UsageError("--isa expects at least one kernel set");
+  const bool several_isas = kernel_sets.size() > 1;
 
   // Every (format, thread count) of a shape is timed once per round, and the
   // bandwidth is measured at the start of each round: a shared machine's
   // speed drifts over minutes, so rows measured in the same rounds are
   // comparable, and each row and the bandwidth report their best round.
   bench::ReadBandwidth bw{size_t(bw_bytes)};
-  std::printf("%-12s %-8s %3s %7s %12s %10s %11s %9s %9s", "shape", "format", "thr", "bpw", "bytes/token",
+  std::printf("%-12s %-14s %3s %7s %12s %10s %11s %9s %9s", "shape", "format", "thr", "bpw", "bytes/token",
               "decode t/s", "prefill t/s", "GB/s", "roofline");
   if (contend) std::printf(" %12s %8s", "busy-core t/s", "kept");
   std::printf("\n");
@@ -71,6 +95,7 @@ int run_bench(const Args& a) {
     const bench::ShapeSpec shape = bench::shape_by_name(shape_name);
     struct Row {
       std::string label;
+      const KernelSet* kernels;
       uint32_t threads;
       uint64_t per_token;
       double bpw;
@@ -116,19 +141,24 @@ int run_bench(const Args& a) {
         models.emplace_back(new host::MemoryModel(image));
       }
       std::fprintf(stderr, "%s %s: built in %.1f s\n", shape.name.c_str(), label.c_str(), seconds_since(tp));
-      for (uint32_t t : threads) {
-        Row r{label, t, per_token, matrix_bits / matrix_weights, nullptr, 0, 0, 0, {}, 0};
-        r.session.reset(new host::MemorySession(*models.back(), t, prompt, prompt + decode + 8, budget));
-        if (budget != 0) {  // what the session holds at the budget: fixed tensors + resident blocks
-          stk_budget_report rep = STK_BUDGET_REPORT_INIT;
-          stk_message m{};
-          host::check(stk_session_set_budget(r.session->get(), budget, &rep, &m), m);
-          const uint64_t blocks = rep.weight_bytes - fixed_bytes;
-          r.per_token = per_token + blocks;
-          r.bpw = (matrix_bits + 8.0 * double(blocks)) / matrix_weights;
-          if (t == 1) r.rebuild_resident = bench::uniform_resident(rebuild_matrices.size(), rep.blocks_resident);
+      for (const KernelSet* ks : kernel_sets) {
+        for (uint32_t t : threads) {
+          // With several kernel sets the format column says which: "q4@avx2".
+          Row r{several_isas ? label + "@" + ks->name : label, ks, t, per_token, matrix_bits / matrix_weights, nullptr,
+                0, 0, 0, {}, 0};
+          r.session.reset(new host::MemorySession(*models.back(), t, prompt, prompt + decode + 8, budget));
+          stk_session_impl(r.session->get())->kernels = ks;
+          if (budget != 0) {  // what the session holds at the budget: fixed tensors + resident blocks
+            stk_budget_report rep = STK_BUDGET_REPORT_INIT;
+            stk_message m{};
+            host::check(stk_session_set_budget(r.session->get(), budget, &rep, &m), m);
+            const uint64_t blocks = rep.weight_bytes - fixed_bytes;
+            r.per_token = per_token + blocks;
+            r.bpw = (matrix_bits + 8.0 * double(blocks)) / matrix_weights;
+            if (t == 1) r.rebuild_resident = bench::uniform_resident(rebuild_matrices.size(), rep.blocks_resident);
+          }
+          rows.push_back(std::move(r));
         }
-        rows.push_back(std::move(r));
       }
     }
     std::vector<int32_t> toks(prompt);
@@ -159,7 +189,7 @@ int run_bench(const Args& a) {
         r.prefill_tps = std::max(r.prefill_tps, time_prefill(r.session->get()));
         r.decode_tps = std::max(r.decode_tps, time_decode(r.session->get()));
         if (!r.rebuild_resident.empty()) {
-          r.rebuild_tps = std::max(r.rebuild_tps, bench::dense_rebuild_tok_s(rebuild_matrices, r.rebuild_resident, 3));
+          r.rebuild_tps = std::max(r.rebuild_tps, bench::dense_rebuild_tok_s(rebuild_matrices, r.rebuild_resident, 3, *r.kernels));
         }
       }
       std::fprintf(stderr, "%s: round %u of %u timed\n", shape.name.c_str(), round + 1, repeat);
@@ -175,7 +205,7 @@ int run_bench(const Args& a) {
       }
       const double gbs = double(r.per_token) * r.decode_tps;
       const double roof = gbs / bandwidth[r.threads];
-      std::printf("%-12s %-8s %3u %7.3f %12llu %10.2f %11.1f %9.2f %8.1f%%", shape.name.c_str(), r.label.c_str(),
+      std::printf("%-12s %-14s %3u %7.3f %12llu %10.2f %11.1f %9.2f %8.1f%%", shape.name.c_str(), r.label.c_str(),
                   r.threads, r.bpw, (unsigned long long)r.per_token, r.decode_tps, r.prefill_tps, gbs / 1e9,
                   roof * 100);
       if (contend) std::printf(" %12.2f %7.1f%%", r.contended_tps, 100.0 * r.contended_tps / r.decode_tps);
@@ -188,18 +218,17 @@ int run_bench(const Args& a) {
       std::fflush(stdout);
       char row[512];
       std::snprintf(row, sizeof row,
-                    "%s{\"shape\": \"%s\", \"format\": \"%s\", \"threads\": %u, \"linear_bpw\": %.4f, "
+                    "%s{\"shape\": \"%s\", \"format\": \"%s\", \"kernels\": \"%s\", \"threads\": %u, \"linear_bpw\": %.4f, "
                     "\"weight_bytes_per_token\": %llu, \"decode_tok_s\": %.3f, \"prefill_tok_s\": %.2f, "
                     "\"decode_bytes_s\": %.0f, \"bandwidth_bytes_s\": %.0f, \"roofline_pct\": %.2f, "
                     "\"decode_tok_s_busy_core\": %.3f, \"dense_rebuild_tok_s\": %.3f}",
-                    json_rows.empty() ? "" : ", ", shape.name.c_str(), r.label.c_str(), r.threads, r.bpw,
+                    json_rows.empty() ? "" : ", ", shape.name.c_str(), r.label.c_str(), r.kernels->name, r.threads, r.bpw,
                     (unsigned long long)r.per_token, r.decode_tps, r.prefill_tps, gbs, bandwidth[r.threads],
                     roof * 100, r.contended_tps, r.rebuild_tps);
       json_rows += row;
     }
   }
-  if (json) std::printf("{\"kernels\": \"best\", \"prompt\": %u, \"decode\": %u, \"results\": [%s]}\n", prompt, decode,
-                        json_rows.c_str());
+  if (json) std::printf("{\"prompt\": %u, \"decode\": %u, \"results\": [%s]}\n", prompt, decode, json_rows.c_str());
   return 0;
 }
 
@@ -219,6 +248,7 @@ const Command kBenchCommand = {
         {"--big-f32", nullptr, "also run tinyllama in f32 (4.4 GB)"},
         {"--bw-mib", "MIB", "buffer for the bandwidth measurement (default 1024)"},
         {"--json", nullptr, "also print one JSON object as the last stdout line"},
+        {"--isa", "LIST", "kernel sets: best (what this CPU runs, default), avx512, avx2, neon, scalar; with several, rows are labelled format@set"},
         {"--contend", nullptr, "also time decode while another process spins on a core (busy-core t/s, kept = ratio)"},
     },
     run_bench,

@@ -491,4 +491,23 @@ TEST_F(Cli, BenchBitStackRowFillsTheQ4Budget) {
   EXPECT_EQ(std::stod(m[1]), 0.0);
 }
 
+// stk bench --isa LIST: one row per kernel set, labelled format@set, and the
+// JSON names the set each row ran; an unknown set is a usage error.
+TEST_F(Cli, BenchIsaListTimesEachKernelSet) {
+  Result r = run({"bench", "--shapes", "stories15M", "--formats", "q4", "--threads", "1", "--prompt", "2", "--decode",
+                  "2", "--bw-mib", "64", "--isa", "scalar,best", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::pair<std::string, std::string>> rows;  // (format label, kernels)
+  const std::regex row(R"re("format": "([^"]+)", "kernels": "([a-z0-9]+)")re");
+  for (std::sregex_iterator it(r.out.begin(), r.out.end(), row), end; it != end; ++it) rows.emplace_back((*it)[1], (*it)[2]);
+  ASSERT_EQ(rows.size(), 2u) << r.out;
+  EXPECT_EQ(rows[0], std::make_pair(std::string("q4@scalar"), std::string("scalar")));
+  EXPECT_EQ(rows[1].first, "q4@" + rows[1].second);
+  EXPECT_NE(r.out.find("q4@scalar"), std::string::npos);  // the table labels rows the same way
+
+  Result bad = run({"bench", "--shapes", "stories15M", "--formats", "q4", "--isa", "avx9"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--isa"), std::string::npos) << bad.err;
+}
+
 }  // namespace
