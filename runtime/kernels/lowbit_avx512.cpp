@@ -151,10 +151,26 @@ void map_groups(uint32_t b0, uint32_t nbs, uint32_t bpg, uint32_t nb, uint32_t n
   }
 }
 
+// A row's last, partial pieces: a full load, then the bytes past `avail`
+// cleared with an AND, where the whole load lies inside the tensor (the next
+// row's bytes follow); a masked load only at the tensor's very end. A masked
+// load that misses the cache is slow on AMD cores, and rows shorter than 16
+// blocks (dim 288, say) take this path on every row: on the stories15M shape
+// the AVX-512 Q4 decode spent a third of its time on that one load. (An AND,
+// not maskz_mov: GCC folds maskz_mov of a load back into a masked load.)
+inline __m512i load_tail(const uint8_t* p, uint64_t avail, const uint8_t* end) {
+  const __mmask64 m = mask64(avail);
+  if (uint64_t(end - p) < 64) return _mm512_maskz_loadu_epi8(m, p);
+  return _mm512_and_si512(_mm512_loadu_si512(p), _mm512_movm_epi8(m));
+}
+
 // Scales of groups base .. base+15 (fewer, zeros after, when the row has < 16).
-inline __m512 load_scales(const uint16_t* p, bool full, uint32_t avail) {
+inline __m512 load_scales(const uint16_t* p, bool full, uint32_t avail, const uint8_t* end) {
   if (full) return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask16(avail), p));
+  const __mmask16 m = mask16(avail);
+  const uint8_t* b = reinterpret_cast<const uint8_t*>(p);
+  if (uint64_t(end - b) < 32) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+  return _mm512_cvtph_ps(_mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_movm_epi16(m)));
 }
 
 template <int Bits>
@@ -203,6 +219,7 @@ void rows(const WeightView& w, const LowbitLayout& L, const StripeArgs& sa, uint
   const uint32_t full = sa.nbs / 16, rest = sa.nbs % 16;
   const GroupMap& G = *sa.groups;
   const TokenPrep* P = sa.prep;
+  const uint8_t* end = w.data + w.bytes;
   for (uint32_t r = r0; r < r1; ++r) {
     if (sa.b0 == 0 && r + kSideRowsAhead < w.rows) {  // a row's scales, once (prefetch_x86.h)
       prefetch_span(w.data + L.scales_offset + uint64_t(r + kSideRowsAhead) * L.row_scale_bytes, L.row_scale_bytes);
@@ -217,8 +234,8 @@ void rows(const WeightView& w, const LowbitLayout& L, const StripeArgs& sa, uint
     for (uint32_t k = 0; k < full; ++k) {
       const __m512i gi = _mm512_load_si512(G.idx[k]);
       const uint32_t base = G.base[k];
-      const __m512 d = _mm512_permutexvar_ps(gi, load_scales(dp + base, G.full, ng - base));
-      const __m512 m = Ternary ? d : _mm512_permutexvar_ps(gi, load_scales(mp + base, G.full, ng - base));
+      const __m512 d = _mm512_permutexvar_ps(gi, load_scales(dp + base, G.full, ng - base, end));
+      const __m512 m = Ternary ? d : _mm512_permutexvar_ps(gi, load_scales(mp + base, G.full, ng - base, end));
       for (int t = 0; t < NT; ++t) {
         const __m512 bs = _mm512_load_ps(P[t].bsum + k * 16);
         macc[t] = Ternary ? _mm512_fnmadd_ps(m, bs, macc[t]) : _mm512_fmadd_ps(m, bs, macc[t]);
@@ -236,8 +253,8 @@ void rows(const WeightView& w, const LowbitLayout& L, const StripeArgs& sa, uint
       const uint32_t k = full;
       const __m512i gi = _mm512_load_si512(G.idx[k]);
       const uint32_t base = G.base[k];
-      const __m512 d = _mm512_permutexvar_ps(gi, load_scales(dp + base, G.full, ng - base));
-      const __m512 m = Ternary ? d : _mm512_permutexvar_ps(gi, load_scales(mp + base, G.full, ng - base));
+      const __m512 d = _mm512_permutexvar_ps(gi, load_scales(dp + base, G.full, ng - base, end));
+      const __m512 m = Ternary ? d : _mm512_permutexvar_ps(gi, load_scales(mp + base, G.full, ng - base, end));
       for (int t = 0; t < NT; ++t) {
         const __m512 bs = _mm512_load_ps(P[t].bsum + k * 16);
         macc[t] = Ternary ? _mm512_fnmadd_ps(m, bs, macc[t]) : _mm512_fmadd_ps(m, bs, macc[t]);
@@ -246,8 +263,7 @@ void rows(const WeightView& w, const LowbitLayout& L, const StripeArgs& sa, uint
       const uint8_t* ck = codes + uint64_t(k) * 16 * L.block_bytes;
       const uint64_t bytes = uint64_t(rest) * L.block_bytes;
       for (uint32_t j = 0; j * CB < rest; ++j) {
-        chunk<Bits, NT>(_mm512_maskz_loadu_epi8(mask64(bytes - 64 * j), ck + 64 * j), k * CPS + j, j, P, dx,
-                        j % 2 ? acc2 : acc);
+        chunk<Bits, NT>(load_tail(ck + 64 * j, bytes - 64 * j, end), k * CPS + j, j, P, dx, j % 2 ? acc2 : acc);
       }
     }
     for (int t = 0; t < NT; ++t) {
@@ -293,13 +309,25 @@ void run(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32
 
 }  // namespace
 
+// Rows of fewer than 16 blocks (under 512 columns) never reach the 16-block
+// main loop above: per row they pay its setup and two 16-lane reductions for
+// a few chunks, and the AVX2 kernel, which the same activations suit, is
+// faster there (stk bench --shapes stories15M --isa avx512,avx2, whose
+// 32000 x 288 classifier is most of the bytes: Q4 1148 against 1689 tok/s,
+// Q2 1336 against 1897, one thread). A tensor takes one kernel for all its
+// rows, so results still do not depend on the thread split.
+inline bool short_rows(const WeightView& w) { return (w.cols + kLowbitBlock - 1) / kLowbitBlock < 16; }
+
 void matmul_q4(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
+  if (short_rows(w)) return lowbit_avx2::matmul_q4(w, a, y, ldy, r0, r1);
   run<4, false>(w, a, y, ldy, r0, r1);
 }
 void matmul_q2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
+  if (short_rows(w)) return lowbit_avx2::matmul_q2(w, a, y, ldy, r0, r1);
   run<2, false>(w, a, y, ldy, r0, r1);
 }
 void matmul_t2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
+  if (short_rows(w)) return lowbit_avx2::matmul_t2(w, a, y, ldy, r0, r1);
   run<2, true>(w, a, y, ldy, r0, r1);
 }
 
