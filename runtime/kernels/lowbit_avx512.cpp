@@ -245,8 +245,13 @@ void rows(const WeightView& w, const LowbitLayout& L, const StripeArgs& sa, uint
       if (NT == 1) {  // decode: memory-bound; keep more misses in flight than the hardware prefetcher does
         for (uint32_t j = 0; j < CPS; ++j) _mm_prefetch(reinterpret_cast<const char*>(ck + kAhead + 64 * j), _MM_HINT_T0);
       }
-      for (uint32_t j = 0; j < CPS; ++j) {
-        chunk<Bits, NT>(_mm512_loadu_si512(ck + 64 * j), k * CPS + j, j, P, dx, j % 2 ? acc2 : acc);
+      // Even chunks into acc, odd into acc2, each named outright: choosing
+      // the array by j % 2 made GCC keep both in memory, and every chunk's
+      // FMA then waited on a store and reload of its sum (stories110M-shaped
+      // Q4 decode was barely faster than Q8 on one core).
+      for (uint32_t j = 0; j < CPS; j += 2) {
+        chunk<Bits, NT>(_mm512_loadu_si512(ck + 64 * j), k * CPS + j, j, P, dx, acc);
+        chunk<Bits, NT>(_mm512_loadu_si512(ck + 64 * (j + 1)), k * CPS + j + 1, j + 1, P, dx, acc2);
       }
     }
     if (rest > 0) {  // the stripe's last < 16 blocks: masked loads, zeros past the end
@@ -262,8 +267,11 @@ void rows(const WeightView& w, const LowbitLayout& L, const StripeArgs& sa, uint
       }
       const uint8_t* ck = codes + uint64_t(k) * 16 * L.block_bytes;
       const uint64_t bytes = uint64_t(rest) * L.block_bytes;
-      for (uint32_t j = 0; j * CB < rest; ++j) {
-        chunk<Bits, NT>(load_tail(ck + 64 * j, bytes - 64 * j, end), k * CPS + j, j, P, dx, j % 2 ? acc2 : acc);
+      for (uint32_t j = 0; j * CB < rest; j += 2) {
+        chunk<Bits, NT>(load_tail(ck + 64 * j, bytes - 64 * j, end), k * CPS + j, j, P, dx, acc);
+        if ((j + 1) * CB < rest) {
+          chunk<Bits, NT>(load_tail(ck + 64 * (j + 1), bytes - 64 * (j + 1), end), k * CPS + j + 1, j + 1, P, dx, acc2);
+        }
       }
     }
     for (int t = 0; t < NT; ++t) {
