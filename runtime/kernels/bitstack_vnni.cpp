@@ -53,6 +53,17 @@ static_assert(kStripeBytes >= kMaxK * kTile, "a stripe holds at least one tile a
 
 inline __mmask16 tail_mask16(uint32_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u); }
 
+// 16 fp16 or f32 values, zeros past `left`. A masked load only when the mask
+// is partial: masked loads of U, V, s and x, made for every 16 values, took
+// about a sixth of this kernel's time on an AMD EPYC (stories110M shape).
+inline __m512 load16(const uint16_t* p, uint32_t left) {
+  return _mm512_cvtph_ps(left >= 16 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+                                    : _mm256_maskz_loadu_epi16(tail_mask16(left), p));
+}
+inline __m512 load16(const float* p, uint32_t left) {
+  return left >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(tail_mask16(left), p);
+}
+
 // 64 sign bits of a row starting at byte `at`, reading only bytes < stride.
 inline uint64_t load_bits(const uint8_t* row, uint32_t at, uint32_t stride) {
   uint64_t w = 0;
@@ -92,10 +103,10 @@ void quantize_stripe(const uint16_t* V, const float* s, const float* x, uint32_t
       __m512 amax = _mm512_setzero_ps();
       for (uint32_t i = 0; i < groups; ++i) {
         const uint32_t c = tc + i * 16;
-        const __mmask16 m = i * 16 < tn ? tail_mask16(tn - i * 16) : __mmask16(0);
-        __m512 v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, Vk + c));
-        if (s != nullptr) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, s + c));
-        const __m512 zz = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, x + c));
+        const uint32_t left = i * 16 < tn ? tn - i * 16 : 0;
+        __m512 v = load16(Vk + c, left);
+        if (s != nullptr) v = _mm512_mul_ps(v, load16(s + c, left));
+        const __m512 zz = _mm512_mul_ps(v, load16(x + c, left));
         _mm512_store_ps(z + i * 16, zz);
         amax = _mm512_max_ps(amax, _mm512_abs_ps(zz));
       }
@@ -204,7 +215,7 @@ void rows_pass(const uint8_t* signs, uint32_t stride, uint32_t c0, uint32_t n, c
     const __mmask16 live = tail_mask16(nb);
     __m512 c = _mm512_setzero_ps();  // sum_k u_k * corr_k, per row
     for (int k = 0; k < K; ++k) {
-      const __m512 u = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(live, U + size_t(kb + k) * rows + rb));
+      const __m512 u = load16(U + size_t(kb + k) * rows + rb, nb);
       _mm512_store_ps(ub[k], u);
       c = _mm512_fmadd_ps(u, _mm512_set1_ps(sq.corr[k]), c);
     }
@@ -231,7 +242,7 @@ void rows_pass(const uint8_t* signs, uint32_t stride, uint32_t c0, uint32_t n, c
     for (; j0 < 16; ++j0) _mm512_store_ps(vb[j0], _mm512_setzero_ps());  // slots of no row
     const __m512 sum = sum16x16(vb);
     const __m512 d = _mm512_sub_ps(_mm512_add_ps(sum, sum), c);  // 2 * (+ sum) - corr term
-    _mm512_mask_storeu_ps(yt + rb, live, _mm512_add_ps(_mm512_maskz_loadu_ps(live, yt + rb), d));
+    _mm512_mask_storeu_ps(yt + rb, live, _mm512_add_ps(load16(yt + rb, nb), d));
   }
 }
 
