@@ -102,34 +102,24 @@ __attribute__((noinline)) float scalar_rest(const Plan& p, uint32_t r, uint32_t 
     std::memcpy(&h, scales + uint64_t(i) * 2, 2);
     return half_to_float(h);
   };
-  // Running counters instead of a division per value (the divisors are
-  // not known at compile time): the value group g with `left` values to go,
-  // and the input group of kept value j with `in_group` kept values to go.
-  uint32_t g = from / group, left = 0;
-  uint32_t base = (from / p.L.n) * p.L.m, in_group = p.L.n - from % p.L.n;
+  uint32_t g_end = from;  // kept index where the current value group ends: decode its scales there
   float d = 0.0f, m = 0.0f, acc = 0.0f;
   for (uint32_t j = from; j < p.L.kept; ++j) {
     float v;
     if (p.vf == ValueKind::F32) {
       std::memcpy(&v, vrow + uint64_t(j) * 4, 4);
     } else {
-      if (left == 0) {
-        if (j != from) ++g;
-        left = (g + 1) * group - j;
+      if (j == g_end) {
+        const uint32_t g = j / group;
+        g_end = (g + 1) * group;
         d = scale(g);
         if (p.vf == ValueKind::Q4) m = scale(p.LB.groups_per_row + g);  // m[groups] after d[groups]
       }
-      --left;
       v = p.vf == ValueKind::Q8
               ? float(int8_t(vrow[j])) * d
               : float(lowbit_code(vrow + uint64_t(j / kLowbitBlock) * p.LB.block_bytes, 4, j % kLowbitBlock)) * d + m;
     }
-    // sparse_column(), with the group base carried along: full groups
-    // advance by M inputs, the tail group starts after the last full one.
-    const uint32_t first = j < p.L.kept_full ? base : p.L.full_groups * p.L.m;
-    const uint32_t c = first + sparse_index(idx, j, p.L.bits);
-    acc += v * x[c < p.cols ? c : p.cols - 1];
-    if (--in_group == 0) in_group = p.L.n, base += p.L.m;
+    acc += v * x[sparse_column(p.L, p.cols, j, sparse_index(idx, j, p.L.bits))];
   }
   return acc;
 }
