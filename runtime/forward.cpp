@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "runtime/dot.h"
 #include "runtime/kernels/matmul.h"
 #include "runtime/session.h"
 
@@ -177,8 +178,7 @@ void matmul(Session* s, uint32_t layer, TensorRole role, const WeightView& w, co
 }
 
 void rmsnorm(float* o, const float* x, const float* weight, uint32_t size, float eps) {
-  float ss = 0.0f;
-  for (uint32_t j = 0; j < size; ++j) ss += x[j] * x[j];
+  float ss = dot_f32(x, x, size);
   ss /= float(size);
   ss += eps;
   ss = 1.0f / sqrtf(ss);
@@ -220,16 +220,14 @@ void attention_chunk(void* ctx, uint32_t chunk, uint32_t worker) {
   const uint32_t p = s->pos + t;
   const uint32_t kvh = h / (c.n_heads / c.n_kv_heads);
   const float* qh = s->q + size_t(t) * q_dim + size_t(h) * hs;
-  const size_t layer_off = size_t(j.layer) * s->ctx_len * c.kv_dim;
-  const float* kc = s->key_cache + layer_off + size_t(kvh) * hs;
-  const float* vc = s->value_cache + layer_off + size_t(kvh) * hs;
+  const size_t head_off = (size_t(j.layer) * c.n_kv_heads + kvh) * s->ctx_len * hs;
+  const float* kc = s->key_cache + head_off;
+  const float* vc = s->value_cache + head_off;
   float* att = s->att + size_t(worker) * s->ctx_len;
   const float sqrt_hs = sqrtf(float(hs));
   float max_val = -INFINITY;
   for (uint32_t i = 0; i <= p; ++i) {
-    const float* k = kc + size_t(i) * c.kv_dim;
-    float score = 0.0f;
-    for (uint32_t d = 0; d < hs; ++d) score += qh[d] * k[d];
+    float score = dot_f32(qh, kc + size_t(i) * hs, hs);
     score /= sqrt_hs;
     att[i] = score;
     if (score > max_val) max_val = score;
@@ -243,7 +241,7 @@ void attention_chunk(void* ctx, uint32_t chunk, uint32_t worker) {
   float* out = s->att_out + size_t(t) * q_dim + size_t(h) * hs;
   std::memset(out, 0, hs * sizeof(float));
   for (uint32_t i = 0; i <= p; ++i) {
-    const float* v = vc + size_t(i) * c.kv_dim;
+    const float* v = vc + size_t(i) * hs;
     const float a = att[i];
     for (uint32_t d = 0; d < hs; ++d) out[d] += a * v[d];
   }
@@ -265,20 +263,22 @@ void forward_batch(Session* s, const int32_t* tokens, uint32_t n, float* logits_
     for (uint32_t t = 0; t < n; ++t) {
       rmsnorm(s->xb + size_t(t) * dim, s->x + size_t(t) * dim, L.attn_norm, dim, c.norm_eps);
     }
-    // q for the batch; k and v straight into the cache rows of their positions.
-    float* kdst = s->key_cache + (size_t(l) * s->ctx_len + s->pos) * kv_dim;
-    float* vdst = s->value_cache + (size_t(l) * s->ctx_len + s->pos) * kv_dim;
     MatmulJob qkv{};
     qkv.ops[0] = {&L.wq, TensorRole::Wq, s->q, q_dim, nullptr};
-    qkv.ops[1] = {&L.wk, TensorRole::Wk, kdst, kv_dim, nullptr};
-    qkv.ops[2] = {&L.wv, TensorRole::Wv, vdst, kv_dim, nullptr};
+    qkv.ops[1] = {&L.wk, TensorRole::Wk, s->k_new, kv_dim, nullptr};
+    qkv.ops[2] = {&L.wv, TensorRole::Wv, s->v_new, kv_dim, nullptr};
     qkv.n_ops = 3;
     qkv.act = Activations{s->xb, dim, n, nullptr, nullptr, 0};
     run_matmuls(s, l, &qkv);
     for (uint32_t t = 0; t < n; ++t) {
       const float* table = s->rope + size_t(t) * hs;
       rope_apply(s->q + size_t(t) * q_dim, q_dim, table, hs);
-      rope_apply(kdst + size_t(t) * kv_dim, kv_dim, table, hs);
+      rope_apply(s->k_new + size_t(t) * kv_dim, kv_dim, table, hs);
+      for (uint32_t h = 0; h < c.n_kv_heads; ++h) {
+        const size_t dst = ((size_t(l) * c.n_kv_heads + h) * s->ctx_len + s->pos + t) * hs;
+        std::memcpy(s->key_cache + dst, s->k_new + size_t(t) * kv_dim + size_t(h) * hs, hs * sizeof(float));
+        std::memcpy(s->value_cache + dst, s->v_new + size_t(t) * kv_dim + size_t(h) * hs, hs * sizeof(float));
+      }
     }
 
     AttentionJob aj{s, l, n};

@@ -31,6 +31,8 @@ Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Sess
   float* att = a->take_array<float>(uint64_t(threads) * ctx);
   float* kc = a->take_array<float>(cache);
   float* vc = a->take_array<float>(cache);
+  float* k_new = a->take_array<float>(uint64_t(batch) * c.kv_dim);
+  float* v_new = a->take_array<float>(uint64_t(batch) * c.kv_dim);
   float* logits = a->take_array<float>(c.vocab_size);
   ProbIndex* ps = a->take_array<ProbIndex>(c.vocab_size);
   uint32_t widest = c.dim > c.hidden_dim ? c.dim : c.hidden_dim;
@@ -66,6 +68,8 @@ Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Sess
   s->att = att;
   s->key_cache = kc;
   s->value_cache = vc;
+  s->k_new = k_new;
+  s->v_new = v_new;
   s->logits = logits;
   s->sampler_scratch = ps;
   s->act_q8 = act_q8;

@@ -42,8 +42,13 @@ struct Session {
   float* hb2;  // [B][hidden]
   float* rope;  // [B][head_size] interleaved cos, sin per frequency
   float* att;   // per worker scores [n_threads][ctx_len]
-  float* key_cache;    // [layers][ctx][kv_dim]
-  float* value_cache;  // [layers][ctx][kv_dim]
+  // Head-major, so that the attention of one head reads one contiguous run
+  // of positions (a stride of kv_dim floats between positions missed the
+  // hardware prefetcher on every row and made attention latency-bound).
+  float* key_cache;    // [layers][kv_heads][ctx][head_size]
+  float* value_cache;  // [layers][kv_heads][ctx][head_size]
+  float* k_new;        // [B][kv_dim] this batch's keys, before they go into the cache
+  float* v_new;        // [B][kv_dim] and values
   float* logits;       // [vocab] of the last evaluated token
   ProbIndex* sampler_scratch;  // [vocab]
   Sampler sampler;
