@@ -70,13 +70,15 @@ void matmul_chunk(void* ctx, uint32_t chunk, uint32_t /*worker*/) {
 constexpr uint64_t kParallelMinMacs = 32 * 1024;
 // Chunks per thread of a parallel product: more even out threads that run at
 // different speeds (or lose their core for a while), each costs a claim and
-// the kernel's per-call setup. Instrumented, a 2-thread TinyLlama Q8 decode
-// waits under 1% of its time for the other thread's last chunk. Largest-first
-// chunks (a quarter of what is left, down to 16 rows) decoded stories110M Q8
-// faster on an idle machine (324-347 against 264-310 tok/s, three alternating
-// pairs) but kept only 30-36% of that speed with a busy process on one of
-// the 2 cores, against 39-44% with these (stk bench --contend); capped at
-// these chunks' size they were no different from them.
+// the kernel's per-call setup. Each thread works through its own contiguous
+// run of chunks before helping the others (thread_pool.h); with that, 8 per
+// thread decoded the stories110M shape with 2 threads at 364-400 (Q8),
+// 457-513 (Q4) and 487-558 tok/s (2:4-q4), against 262-324, 347-399 and
+// 362-418 when a shared counter dealt the chunks out alternately (three
+// alternating runs of stk bench); 32 per thread fell in between. Earlier,
+// with the shared counter, largest-first chunks (a quarter of what is left)
+// were faster on an idle machine but kept only 30-36% of that speed with a
+// busy process on one of the 2 cores, against 39-44% with these.
 constexpr uint32_t kChunksPerThread = 8;
 // BitStack kernels quantize their activations (v ⊙ x per block and rank) for
 // the whole row width in every call, so each chunk repeats that work: two

@@ -8,26 +8,36 @@ namespace {
 // when generation stops or another process needs it.
 constexpr uint32_t kSpinIterations = 4000;
 
-// Claims and runs chunks of job `seq` until none are left.
+// Thread r's chunks of a job with n chunks: [range_start(n, T, r), range_start(n, T, r + 1)).
+uint32_t range_start(uint32_t n, uint32_t n_threads, uint32_t r) { return uint32_t(uint64_t(n) * r / n_threads); }
+
+// Claims and runs chunks of job `seq` until none are left: first from the
+// worker's own range, then from the others' (each from its front).
 //
 // A worker may arrive late, while the caller is already publishing the next
-// job. The publication order in thread_pool_run (close the claim counter to
-// the old job, then the parameters, then n_chunks with release) guarantees
-// that whoever reads a new n_chunks here also sees the counter closed, so it
-// can never claim a chunk index of the old job with the new job's count and
+// job. The publication order in thread_pool_run (close every range to the old
+// job, then the parameters, then n_chunks with release) guarantees that
+// whoever reads a new n_chunks here also sees the ranges closed, so it can
+// never claim a chunk index of the old job with the new job's count and
 // function.
 void drain(ThreadPool* p, uint32_t seq, uint32_t worker) {
   const uint32_t n = p->n_chunks.load(std::memory_order_acquire);
   ChunkFn fn = p->fn.load(std::memory_order_relaxed);
   void* ctx = p->ctx.load(std::memory_order_relaxed);
-  uint64_t v = p->next.load(std::memory_order_acquire);
-  for (;;) {
-    if (uint32_t(v >> 32) != seq || uint32_t(v) >= n) return;
-    if (!p->next.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-    fn(ctx, uint32_t(v), worker);
-    uint32_t finished = p->done.fetch_add(1, std::memory_order_acq_rel) + 1;
-    if (finished == n && p->caller_asleep.load(std::memory_order_seq_cst)) port::wake_all(&p->done);
-    v = p->next.load(std::memory_order_acquire);
+  const uint32_t n_threads = p->n_threads;
+  for (uint32_t k = 0; k < n_threads; ++k) {
+    const uint32_t r = worker + k < n_threads ? worker + k : worker + k - n_threads;
+    const uint32_t end = range_start(n, n_threads, r + 1);
+    std::atomic<uint64_t>& next = p->ranges[r].next;
+    uint64_t v = next.load(std::memory_order_acquire);
+    for (;;) {
+      if (uint32_t(v >> 32) != seq || uint32_t(v) >= end) break;
+      if (!next.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      fn(ctx, uint32_t(v), worker);
+      uint32_t finished = p->done.fetch_add(1, std::memory_order_acq_rel) + 1;
+      if (finished == n && p->caller_asleep.load(std::memory_order_seq_cst)) port::wake_all(&p->done);
+      v = next.load(std::memory_order_acquire);
+    }
   }
 }
 
@@ -69,7 +79,7 @@ Status thread_pool_start(ThreadPool* p, uint32_t n_threads, Message* msg) {
   p->fn.store(nullptr);
   p->ctx.store(nullptr);
   p->n_chunks.store(0);
-  p->next.store(0);
+  for (uint32_t r = 0; r < kMaxThreads; ++r) p->ranges[r].next.store(0);
   p->done.store(0);
   p->caller_asleep.store(0);
   for (uint32_t i = 1; i < n_threads; ++i) {
@@ -90,13 +100,15 @@ void thread_pool_run(ThreadPool* p, ChunkFn fn, void* ctx, uint32_t n_chunks) {
     for (uint32_t c = 0; c < n_chunks; ++c) fn(ctx, c, 0);
     return;
   }
-  // Publish the job. First move the claim counter to the new sequence number,
-  // which closes it to late workers still holding the previous one; then the
-  // parameters; then n_chunks (release, see drain); last the sequence number
-  // workers wait on. The previous job is complete, so no worker is still
-  // running a chunk of it.
+  // Publish the job. First move every range to the new sequence number and
+  // its first chunk, which closes it to late workers still holding the
+  // previous one; then the parameters; then n_chunks (release, see drain);
+  // last the sequence number workers wait on. The previous job is complete,
+  // so no worker is still running a chunk of it.
   const uint32_t seq = p->job_seq.load(std::memory_order_relaxed) + 1;
-  p->next.store(uint64_t(seq) << 32, std::memory_order_seq_cst);
+  for (uint32_t r = 0; r < p->n_threads; ++r) {
+    p->ranges[r].next.store((uint64_t(seq) << 32) | range_start(n_chunks, p->n_threads, r), std::memory_order_seq_cst);
+  }
   p->fn.store(fn, std::memory_order_relaxed);
   p->ctx.store(ctx, std::memory_order_relaxed);
   p->done.store(0, std::memory_order_relaxed);

@@ -2,7 +2,13 @@
 //
 // Work is split into chunks that threads claim one at a time, so a thread the
 // OS has descheduled simply claims fewer chunks instead of stalling the
-// others, and which thread ran a chunk never changes its result. Idle workers
+// others, and which thread ran a chunk never changes its result. Each thread
+// owns a contiguous range of the chunks and claims from its front, then
+// helps the others by claiming from theirs: consecutive chunks of one thread
+// are neighbouring rows, one stream the hardware prefetcher follows (a
+// shared counter handed each thread every other chunk, and each jump to a
+// new chunk started the stream afresh), so chunks can be small, which keeps
+// the wait for the last one short. Idle workers
 // spin briefly (a forward pass issues jobs back to back) and then sleep in
 // the kernel, so a busy shared device is not robbed of a core.
 #pragma once
@@ -27,7 +33,10 @@ struct ThreadPool {
   std::atomic<ChunkFn> fn;
   std::atomic<void*> ctx;
   std::atomic<uint32_t> n_chunks;
-  std::atomic<uint64_t> next;        // (job seq << 32) | next unclaimed chunk
+  // Per thread: (job seq << 32) | next unclaimed chunk of its range.
+  struct alignas(64) Range {
+    std::atomic<uint64_t> next;
+  } ranges[kMaxThreads];
   std::atomic<uint32_t> done;        // futex word: chunks finished
   std::atomic<uint32_t> caller_asleep;
   struct WorkerArg {

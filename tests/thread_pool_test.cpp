@@ -169,6 +169,45 @@ TEST(ThreadPool, WaitsForASlowChunk) {
   stk::thread_pool_stop(pool.get());
 }
 
+// A worker stalled inside a chunk of its own range does not hold up the rest
+// of that range: the caller claims those chunks too. The worker waits until
+// every other chunk is done (or 5 s pass), so a caller that kept to its own
+// range would leave the worker's range unrun and the counts below short.
+TEST(ThreadPool, OthersTakeOverAStalledWorkersRange) {
+  auto pool = start_pool(2);
+  struct Job {
+    uint32_t n = 64;
+    std::atomic<uint32_t> by_caller{0}, by_worker{0};
+    std::atomic<bool> released_by_count{false};
+  };
+  auto fn = [](void* ctx, uint32_t, uint32_t worker) {
+    auto* j = static_cast<Job*>(ctx);
+    if (worker == 0) {
+      // Slow enough that the worker is surely awake and holds a chunk.
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+      j->by_caller.fetch_add(1);
+      return;
+    }
+    if (j->by_worker.fetch_add(1) == 0) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (j->by_caller.load() + 1 < j->n && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+      j->released_by_count = j->by_caller.load() + 1 >= j->n;
+    }
+  };
+  for (int rep = 0; rep < 3; ++rep) {
+    Job job;
+    stk::thread_pool_run(pool.get(), fn, &job, job.n);
+    EXPECT_EQ(job.by_caller.load() + job.by_worker.load(), job.n);
+    if (job.by_worker.load() > 0) {  // the worker woke in time to take a chunk
+      EXPECT_TRUE(job.released_by_count.load());
+      EXPECT_EQ(job.by_worker.load(), 1u);
+    }
+  }
+  stk::thread_pool_stop(pool.get());
+}
+
 // Idle workers go to sleep after spinning; a job after a pause must wake them.
 TEST(ThreadPool, WakesSleepingWorkers) {
   auto pool = start_pool(4);
