@@ -1,6 +1,6 @@
 #include "bench/bandwidth.h"
 
-#include "bench/widest_isa.h"
+#include "runtime/widest_isa.h"
 
 #include <chrono>
 #include <cstdlib>

@@ -3,7 +3,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "bench/widest_isa.h"
+#include "runtime/widest_isa.h"
 #include "runtime/half.h"
 #include "runtime/kernels/matmul.h"
 

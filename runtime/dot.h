@@ -4,28 +4,35 @@
 // A plain `s += a[i] * b[i]` loop is one dependent chain of adds: the compiler
 // may not reorder float sums, so it stays scalar and runs at one element per
 // add latency. Here lane l sums the elements l, l + 16, l + 32, ... and the 16
-// lanes are added pairwise at the end: a fixed order (the same result on any
-// thread count and for any caller) that compilers turn into vector code at the
-// baseline ISA (SSE2, NEON) without -ffast-math. On the TinyLlama shape the
-// scalar chain made attention about a tenth of a 2-thread Q8 decode step at a
-// few hundred positions of context.
+// lanes are added pairwise at the end: a fixed order, so the same result on
+// any thread count, ISA clone (widest_isa.h) or target. The lanes are a GCC
+// vector type rather than an array the auto-vectoriser may or may not turn
+// into vector code (it left the AVX-512 clone of attention scalar): the
+// compiler maps it onto whatever vectors the target has, or scalars.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 namespace stk {
 
 inline float dot_f32(const float* a, const float* b, uint32_t n) {
+  typedef float Lanes __attribute__((vector_size(64)));
   constexpr uint32_t kLanes = 16;
-  float acc[kLanes] = {};
-  const float* const end = a + n;
-  for (; end - a >= kLanes; a += kLanes, b += kLanes) {
-    for (uint32_t l = 0; l < kLanes; ++l) acc[l] += a[l] * b[l];
+  Lanes acc = {};
+  uint32_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    Lanes x, y;
+    std::memcpy(&x, a + i, sizeof x);
+    std::memcpy(&y, b + i, sizeof y);
+    acc += x * y;
   }
-  for (uint32_t l = 0; a + l < end; ++l) acc[l] += a[l] * b[l];
+  for (uint32_t l = 0; i + l < n; ++l) acc[l] += a[i + l] * b[i + l];
+  float r[kLanes];
+  std::memcpy(r, &acc, sizeof r);
   for (uint32_t w = kLanes / 2; w > 0; w /= 2) {
-    for (uint32_t l = 0; l < w; ++l) acc[l] += acc[l + w];
+    for (uint32_t l = 0; l < w; ++l) r[l] += r[l + w];
   }
-  return acc[0];
+  return r[0];
 }
 
 }  // namespace stk

@@ -8,6 +8,7 @@
 #include "runtime/dot.h"
 #include "runtime/kernels/matmul.h"
 #include "runtime/session.h"
+#include "runtime/widest_isa.h"
 
 namespace stk {
 namespace {
@@ -213,7 +214,7 @@ struct AttentionJob {
 
 // One (token, head) pair: scores against every cached position up to the
 // token's own, softmax, weighted sum of values.
-void attention_chunk(void* ctx, uint32_t chunk, uint32_t worker) {
+STK_WIDEST_ISA void attention_chunk(void* ctx, uint32_t chunk, uint32_t worker) {
   const AttentionJob& j = *static_cast<const AttentionJob*>(ctx);
   Session* s = j.s;
   const ModelConfig& c = s->model->config;
