@@ -1,10 +1,11 @@
 // Dot product of float vectors for the forward pass's own arithmetic
-// (attention scores, RMSNorm), outside the weight kernels.
+// (attention scores), outside the weight kernels.
 //
 // A plain `s += a[i] * b[i]` loop is one dependent chain of adds: the compiler
 // may not reorder float sums, so it stays scalar and runs at one element per
 // add latency. Here lane l sums the elements l, l + 16, l + 32, ... and the 16
-// lanes are added pairwise at the end: a fixed order, so the same result on
+// lanes are added pairwise at the end (under 16 elements, one plain chain):
+// a fixed order for each n, so the same result on
 // any thread count, ISA clone (widest_isa.h) or target. The lanes are a GCC
 // vector type rather than an array the auto-vectoriser may or may not turn
 // into vector code (it left the AVX-512 clone of attention scalar): the
@@ -18,6 +19,11 @@ namespace stk {
 inline float dot_f32(const float* a, const float* b, uint32_t n) {
   typedef float Lanes __attribute__((vector_size(64)));
   constexpr uint32_t kLanes = 16;
+  if (n < kLanes) {  // e.g. stories260K's 8-wide heads: lanes and their sum would cost more than they save
+    float s = 0.0f;
+    for (uint32_t i = 0; i < n; ++i) s += a[i] * b[i];
+    return s;
+  }
   Lanes acc = {};
   uint32_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {

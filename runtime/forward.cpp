@@ -181,7 +181,8 @@ void matmul(Session* s, uint32_t layer, TensorRole role, const WeightView& w, co
 }
 
 void rmsnorm(float* o, const float* x, const float* weight, uint32_t size, float eps) {
-  float ss = dot_f32(x, x, size);
+  float ss = 0.0f;  // run.c's order (a few thousand adds per token: not worth lanes)
+  for (uint32_t j = 0; j < size; ++j) ss += x[j] * x[j];
   ss /= float(size);
   ss += eps;
   ss = 1.0f / sqrtf(ss);
