@@ -5,11 +5,11 @@
 // may not reorder float sums, so it stays scalar and runs at one element per
 // add latency. Here lane l sums the elements l, l + 16, l + 32, ... and the 16
 // lanes are added pairwise at the end (under 16 elements, one plain chain):
-// a fixed order for each n, so the same result on
-// any thread count, ISA clone (widest_isa.h) or target. The lanes are a GCC
-// vector type rather than an array the auto-vectoriser may or may not turn
-// into vector code (it left the AVX-512 clone of attention scalar): the
-// compiler maps it onto whatever vectors the target has, or scalars.
+// a fixed order for each n, so the same result on any thread count, ISA
+// clone (widest_isa.h) or target. The lanes are a GCC vector type rather than
+// an array the auto-vectoriser may or may not turn into vector code (it left
+// the AVX-512 clone of attention scalar): the compiler maps it onto whatever
+// vectors the target has, or scalars.
 #pragma once
 #include <cstdint>
 #include <cstring>

@@ -208,6 +208,13 @@ void rope_apply(float* v, uint32_t size, const float* table, uint32_t head_size)
   }
 }
 
+// Where (layer, kv head)'s run of positions starts in key_cache and
+// value_cache (session.h: [layers][kv_heads][ctx][head_size]).
+size_t kv_head_offset(const Session* s, uint32_t layer, uint32_t kv_head) {
+  const ModelConfig& c = s->model->config;
+  return (size_t(layer) * c.n_kv_heads + kv_head) * s->ctx_len * c.head_size;
+}
+
 struct AttentionJob {
   Session* s;
   uint32_t layer, n;
@@ -224,7 +231,7 @@ STK_WIDEST_ISA void attention_chunk(void* ctx, uint32_t chunk, uint32_t worker) 
   const uint32_t p = s->pos + t;
   const uint32_t kvh = h / (c.n_heads / c.n_kv_heads);
   const float* qh = s->q + size_t(t) * q_dim + size_t(h) * hs;
-  const size_t head_off = (size_t(j.layer) * c.n_kv_heads + kvh) * s->ctx_len * hs;
+  const size_t head_off = kv_head_offset(s, j.layer, kvh);
   const float* kc = s->key_cache + head_off;
   const float* vc = s->value_cache + head_off;
   float* att = s->att + size_t(worker) * s->ctx_len;
@@ -279,7 +286,7 @@ void forward_batch(Session* s, const int32_t* tokens, uint32_t n, float* logits_
       rope_apply(s->q + size_t(t) * q_dim, q_dim, table, hs);
       rope_apply(s->k_new + size_t(t) * kv_dim, kv_dim, table, hs);
       for (uint32_t h = 0; h < c.n_kv_heads; ++h) {
-        const size_t dst = ((size_t(l) * c.n_kv_heads + h) * s->ctx_len + s->pos + t) * hs;
+        const size_t dst = kv_head_offset(s, l, h) + size_t(s->pos + t) * hs;
         std::memcpy(s->key_cache + dst, s->k_new + size_t(t) * kv_dim + size_t(h) * hs, hs * sizeof(float));
         std::memcpy(s->value_cache + dst, s->v_new + size_t(t) * kv_dim + size_t(h) * hs, hs * sizeof(float));
       }

@@ -7,10 +7,9 @@
 // helps the others by claiming from theirs: consecutive chunks of one thread
 // are neighbouring rows, one stream the hardware prefetcher follows (a
 // shared counter handed each thread every other chunk, and each jump to a
-// new chunk started the stream afresh), so chunks can be small, which keeps
-// the wait for the last one short. Idle workers
-// spin briefly (a forward pass issues jobs back to back) and then sleep in
-// the kernel, so a busy shared device is not robbed of a core.
+// new chunk started the stream afresh). Idle workers spin briefly (a forward
+// pass issues jobs back to back) and then sleep in the kernel, so a busy
+// shared device is not robbed of a core.
 #pragma once
 #include <atomic>
 #include <cstdint>
