@@ -12,6 +12,7 @@
 #include "bench/bandwidth.h"
 #include "bench/bitstack_rebuild.h"
 #include "bench/busy_neighbour.h"
+#include "bench/core_speed.h"
 #include "bench/synth_bitstack.h"
 #include "bench/synth_model.h"
 #include "bench/synth_sparse.h"
@@ -182,8 +183,20 @@ int run_bench(const Args& a) {
     };
     for (Row& r : rows) time_prefill(r.session->get());  // warm-up: page in the weights, start the threads
     std::vector<double> bandwidth(17, 0.0);
+    // Per CPU, its speed relative to the round's fastest CPU, lowest and
+    // highest over the rounds (bench/core_speed.h).
+    std::vector<int> cpus;
+    std::vector<double> rel_lo, rel_hi;
     for (uint32_t round = 0; round < repeat; ++round) {
       for (uint32_t t : threads) bandwidth[t] = std::max(bandwidth[t], bw.measure(t));
+      const std::vector<bench::CoreSpeed> speeds = bench::measure_core_speeds();
+      double fastest = 0;
+      for (const auto& c : speeds) fastest = std::max(fastest, c.per_sec);
+      for (size_t i = 0; i < speeds.size() && fastest > 0; ++i) {
+        const double rel = speeds[i].per_sec / fastest;
+        if (i >= cpus.size()) cpus.push_back(speeds[i].cpu), rel_lo.push_back(rel), rel_hi.push_back(rel);
+        rel_lo[i] = std::min(rel_lo[i], rel), rel_hi[i] = std::max(rel_hi[i], rel);
+      }
       for (Row& r : rows) {
         // Best of the rounds: a busy machine only ever slows a run down.
         r.prefill_tps = std::max(r.prefill_tps, time_prefill(r.session->get()));
@@ -197,6 +210,18 @@ int run_bench(const Args& a) {
     for (uint32_t t : threads) {
       std::fprintf(stderr, "%s: memory read bandwidth, %u thread%s: %.2f GB/s\n", shape.name.c_str(), t,
                    t == 1 ? "" : "s", bandwidth[t] / 1e9);
+    }
+    double slowest_cpu = 1.0;  // the lowest relative CPU speed of any round
+    if (!cpus.empty()) {
+      std::string line;
+      char item[64];
+      for (size_t i = 0; i < cpus.size(); ++i) {
+        std::snprintf(item, sizeof item, "%scpu%d %.2f-%.2f", i ? ", " : "", cpus[i], rel_lo[i], rel_hi[i]);
+        line += item;
+        slowest_cpu = std::min(slowest_cpu, rel_lo[i]);
+      }
+      std::fprintf(stderr, "%s: CPU speed (one SIMD loop pinned to each CPU, vs the round's fastest; lowest-highest): %s\n",
+                   shape.name.c_str(), line.c_str());
     }
     for (Row& r : rows) {
       if (contend) {
@@ -221,10 +246,10 @@ int run_bench(const Args& a) {
                     "%s{\"shape\": \"%s\", \"format\": \"%s\", \"kernels\": \"%s\", \"threads\": %u, \"linear_bpw\": %.4f, "
                     "\"weight_bytes_per_token\": %llu, \"decode_tok_s\": %.3f, \"prefill_tok_s\": %.2f, "
                     "\"decode_bytes_s\": %.0f, \"bandwidth_bytes_s\": %.0f, \"roofline_pct\": %.2f, "
-                    "\"decode_tok_s_busy_core\": %.3f, \"dense_rebuild_tok_s\": %.3f}",
+                    "\"decode_tok_s_busy_core\": %.3f, \"dense_rebuild_tok_s\": %.3f, \"slowest_cpu_speed\": %.3f}",
                     json_rows.empty() ? "" : ", ", shape.name.c_str(), r.label.c_str(), r.kernels->name, r.threads, r.bpw,
                     (unsigned long long)r.per_token, r.decode_tps, r.prefill_tps, gbs, bandwidth[r.threads],
-                    roof * 100, r.contended_tps, r.rebuild_tps);
+                    roof * 100, r.contended_tps, r.rebuild_tps, slowest_cpu);
       json_rows += row;
     }
   }

@@ -5,6 +5,7 @@
 // STK_BINARY is the path of the built `stk` (tests/CMakeLists.txt passes
 // $<TARGET_FILE:stk>).
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -508,6 +509,48 @@ TEST_F(Cli, BenchIsaListTimesEachKernelSet) {
   Result bad = run({"bench", "--shapes", "stories15M", "--formats", "q4", "--isa", "avx9"});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("--isa"), std::string::npos) << bad.err;
+}
+
+// stk bench reports each CPU's speed on one loop pinned to it, for the CPUs
+// its affinity mask allows: all of them by default, and only the one CPU
+// when the mask holds one, which is then the fastest (1.00).
+TEST_F(Cli, BenchReportsTheSpeedOfEachAllowedCpu) {
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
+  int first = -1;
+  for (int c = 0; c < CPU_SETSIZE && first < 0; ++c)
+    if (CPU_ISSET(c, &all)) first = c;
+  const std::vector<std::string> args = {"bench", "--shapes", "stories15M", "--formats", "q4", "--threads", "1",
+                                         "--prompt", "2", "--decode", "2", "--bw-mib", "64", "--json"};
+  const std::regex entry(R"re(cpu(\d+) ([0-9.]+)-([0-9.]+))re");
+  const auto cpus_in = [&](const std::string& err) {
+    std::vector<std::string> found;
+    const size_t at = err.find("CPU speed");
+    if (at == std::string::npos) return found;
+    const std::string line = err.substr(at, err.find('\n', at) - at);
+    for (std::sregex_iterator it(line.begin(), line.end(), entry), end; it != end; ++it) {
+      EXPECT_LE(std::stod((*it)[2]), std::stod((*it)[3])) << line;  // lowest <= highest
+      EXPECT_GT(std::stod((*it)[2]), 0.0) << line;
+      EXPECT_LE(std::stod((*it)[3]), 1.0) << line;
+      found.push_back((*it)[1]);
+    }
+    return found;
+  };
+  Result r = run(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(cpus_in(r.err).size(), size_t(CPU_COUNT(&all))) << r.err;
+
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  Result pinned = run(args);
+  ASSERT_EQ(sched_setaffinity(0, sizeof all, &all), 0);
+  ASSERT_EQ(pinned.exit_code, 0) << pinned.err;
+  EXPECT_EQ(cpus_in(pinned.err), std::vector<std::string>{std::to_string(first)}) << pinned.err;
+  EXPECT_NE(pinned.err.find("cpu" + std::to_string(first) + " 1.00-1.00"), std::string::npos) << pinned.err;
+  EXPECT_NE(pinned.out.find("\"slowest_cpu_speed\": 1.000"), std::string::npos) << pinned.out;
 }
 
 }  // namespace
