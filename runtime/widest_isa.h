@@ -5,9 +5,13 @@
 // same numbers: it is built with -ffp-contract=off, and loops that sum keep a
 // fixed order of their own (dot_f32), so wider vectors only do more lanes at
 // once.
+//
+// Not under ThreadSanitizer: a clone's resolver runs while the program is
+// being relocated, before TSan's runtime starts, and its instrumented code
+// crashes there (the TSan build then compiles the baseline only).
 #pragma once
 
-#if defined(__x86_64__) && defined(__gnu_linux__)
+#if defined(__x86_64__) && defined(__gnu_linux__) && !defined(__SANITIZE_THREAD__)
 #define STK_WIDEST_ISA __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define STK_WIDEST_ISA

@@ -2,9 +2,14 @@
 // realloc, free, aligned_alloc and the global operator new/delete with
 // versions that count while a CountedWindow is open and forward to glibc's
 // own allocator. Include it in exactly one source file of a test binary (the
-// definitions are the binary's allocator). Under AddressSanitizer, which owns
-// the allocator, nothing is replaced and windows count zero.
+// definitions are the binary's allocator). Under AddressSanitizer or
+// ThreadSanitizer, which own the allocator (a TSan binary that replaces malloc
+// crashes before main), nothing is replaced and windows count zero: tests
+// check STK_SANITIZER_OWNS_MALLOC before asserting on a count.
 #pragma once
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define STK_SANITIZER_OWNS_MALLOC 1
+#endif
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -38,7 +43,7 @@ struct CountedWindow {
 };
 }  // namespace stk::test
 
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(STK_SANITIZER_OWNS_MALLOC)
 extern "C" {
 void* malloc(size_t n) {
   stk::test::note_alloc_call();

@@ -227,7 +227,7 @@ TEST(BitStackModel, GenerationAcrossBudgetChangesIsDeterministicAndAllocationFre
   std::vector<int32_t> t2 = generate_with_budget_changes(o.model, o.info, &a2);
   ASSERT_EQ(t1.size(), 100u);
   EXPECT_EQ(t1, t2);
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(STK_SANITIZER_OWNS_MALLOC)
   EXPECT_EQ(a1, 0);
   EXPECT_EQ(a2, 0);
 #endif
