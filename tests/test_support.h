@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -112,8 +113,11 @@ inline std::vector<uint8_t> cached_pack(const std::string& key, const std::funct
 }
 
 // The bundled model packed once per format and kept for the whole test run.
+// A deque: callers hold the returned references while asking for another
+// format, and a vector's growth would move the images under them (ASan saw
+// EndToEnd.V1ExportGivesTheSameModelAsLegacy read a freed one).
 inline const ModelImage& stories260k(WeightFormat format, const std::string& checkpoint = "stories260K.bin") {
-  static std::vector<std::pair<std::string, ModelImage>> cache;
+  static std::deque<std::pair<std::string, ModelImage>> cache;
   const std::string key = checkpoint + "/" + std::to_string(int(format));
   for (auto& e : cache) {
     if (e.first == key) return e.second;
