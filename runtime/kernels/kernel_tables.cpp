@@ -62,7 +62,13 @@ KernelSet make_avx512() {
   if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) {
     put(&k, WeightFormat::Sparse, matmul_sparse_vnni, true);  // falls back to matmul_sparse_avx512 itself
   }
-  if (__builtin_cpu_supports("avx512vnni")) put(&k, WeightFormat::BitStack, matmul_bitstack_vnni);
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) {  // table lookup (vpermb)
+    put(&k, WeightFormat::BitStack, matmul_bitstack_vbmi);
+    k.bitstack_table_bytes = bitstack_vbmi_table_bytes;
+    k.bitstack_build_tables = bitstack_vbmi_build_tables;
+  } else if (__builtin_cpu_supports("avx512vnni")) {  // one vpdpbusd per rank and 64 signs
+    put(&k, WeightFormat::BitStack, matmul_bitstack_vnni);
+  }
   if (__builtin_cpu_supports("avx512vnni")) put(&k, WeightFormat::Q8, matmul_q8_vnni, true);
   if (__builtin_cpu_supports("avx512vnni")) {  // else the AVX2 low-bit kernels stay
     put(&k, WeightFormat::Q4, lowbit_vnni::matmul_q4, true);

@@ -1,0 +1,385 @@
+// BitStack kernel, AVX-512 VBMI + VNNI: y = sum_blocks sum_k u_k ⊙ (S (v_k ⊙ s ⊙ x)),
+// by table lookup on the packed sign bits and fp16 factors, never on a dense W.
+//
+// Why tables: the int8 kernel (bitstack_vnni.cpp) spends one vpdpbusd per
+// rank on every 64 sign bits of a row, K multiply-adds per weight. Here each
+// rank's z = v_k ⊙ s ⊙ x is first turned into tables of subset sums: for
+// every 4 columns, the 16 sums of z over each subset of them. A row's sum of
+// z over its + signs is then one table byte per 4 columns, and one vpermb
+// looks up 64 of them (16 rows x 16 columns) at once: per weight and rank a
+// quarter of the instructions, whatever the number of rows. On the 2-core
+// AMD EPYC (Zen 5) development VM, with blocks in L2, it ran 1.4-1.7x faster
+// than the vpdpbusd kernel at the stories110M shapes (ranks 3 and 4).
+//
+//  - Tables: a 16-column block has 4 groups of 4 columns; its table for rank
+//    k is 64 int8 entries, entry 16 g + p = the sum of z_q over the columns of
+//    group g that the bits of p select. z is quantized per tile of kTile
+//    columns with the step that maps the largest one-signed sum of a group
+//    (sum of its positive z, or of its negative z) to kSumMax = 125, so every
+//    subset sum of the rounded z_q fits int8. That spends the int8 range on
+//    sums as they occur rather than on 4 x max|z| (about 3x finer on
+//    Gaussian z): stories260K's held-out ppl with this kernel is within 0.3%
+//    of the f32 kernel's at every budget measured (README).
+//  - Signs: the lookup needs, in byte 4j + g of a vector, the 4 sign bits of
+//    row j for group g, for 16 rows at once. The stored layout is one row
+//    after another, so 16 rows' 64-byte slices are transposed as 16 x 16
+//    dwords in registers (64 shuffles per 16 rows x 512 columns); each dword
+//    then holds a row's bits of two column blocks, and vpmultishiftqb + one
+//    vpternlogd put each nibble in its byte, with its group's table offset.
+//  - Sums: vpdpbusd(ones, looked-up bytes) adds a row's 4 bytes into its
+//    int32 lane; lanes are rows, so no horizontal sums are needed. Per tile
+//    the int32 sums are scaled into float; a row's signed sum is
+//    2 * (sum over + signs) - sum(z_q), and the last term is one constant per
+//    rank and unit.
+//  - Building the tables costs about as much as the lookups of 100-200 rows.
+//    A call builds them for its own use, which suits one thread; when a
+//    single-token product is shared among threads, the forward pass builds
+//    every block's tables once beforehand (bitstack_vbmi_build_tables) and
+//    the calls read them (BitStackTensor::tables), with the same bits.
+//
+// Determinism: every row's arithmetic is in its own lane and the same
+// whatever rows share its group, so results do not depend on how rows are
+// split. Rows past r1 in a group read nothing (zero signs) and are not
+// stored. Units, slices, tiles and passes are cut from cols and rank alone.
+// Stack: about 19 KB (one unit of tables 16.2 KB, transposed signs 2 KB).
+// Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vbmi -mavx512vnni
+// -mfma -mf16c; filed only when the CPU has them.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "runtime/bitstack_format.h"
+#include "runtime/block_pool.h"
+#include "runtime/kernels/kernels.h"
+
+namespace stk {
+namespace {
+
+constexpr uint32_t kSpan = 1024;                     // columns per unit of tables (16 KB at kMaxK ranks)
+constexpr uint32_t kSlice = 512;                     // columns transposed at once: 64 sign bytes of a row
+constexpr uint32_t kBlock = 16;                      // columns per table
+constexpr uint32_t kBlocksPerSlice = kSlice / kBlock;
+constexpr uint32_t kTile = 128;                      // columns per int8 step of z
+constexpr uint32_t kBlocksPerTile = kTile / kBlock;  // 8
+constexpr uint32_t kMaxK = 4;                        // ranks per pass
+constexpr uint32_t kRowsAhead = 64;                   // sign rows prefetched ahead
+constexpr float kSumMax = 125.0f;                    // the largest one-signed sum of 4 z_q
+
+inline __mmask16 tail_mask16(uint32_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u); }
+
+inline __m512 load16(const uint16_t* p, uint32_t left) {
+  return _mm512_cvtph_ps(left >= 16 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+                                    : _mm256_maskz_loadu_epi16(tail_mask16(left), p));
+}
+inline __m512 load16(const float* p, uint32_t left) {
+  return left >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(tail_mask16(left), p);
+}
+
+// A unit of tables: ranks kb..kb+K-1 of one block over one span of n <= kSpan
+// columns, for one token. Layout (64-byte aligned, unit_bytes long):
+//   float step[ntiles][K]  z_q's step times the block's u_scale
+//   float corr[K]          per rank: sum over the tiles of step * sum(z_q)
+//   (zeros to 64 bytes)
+//   int8 t[nblocks][K][64] per 16 columns and rank: entry 16 g + p
+inline uint32_t unit_header_bytes(uint32_t K, uint32_t n) {
+  const uint32_t ntiles = (n + kTile - 1) / kTile;
+  return (4 * K * (ntiles + 1) + 63) / 64 * 64;
+}
+inline uint64_t unit_bytes(uint32_t K, uint32_t n) {
+  return unit_header_bytes(K, n) + uint64_t((n + kBlock - 1) / kBlock) * K * 64;
+}
+constexpr uint32_t kMaxUnitBytes = (4 * kMaxK * (kSpan / kTile + 1) + 63) / 64 * 64 + kSpan / kBlock * kMaxK * 64;
+
+struct UnitView {
+  const float* step;  // [tile * K + k]
+  const float* corr;  // [k]
+  const int8_t* t;    // [(block * K + k) * 64]
+  UnitView(const uint8_t* u, uint32_t K, uint32_t n)
+      : step(reinterpret_cast<const float*>(u)),
+        corr(step + K * ((n + kTile - 1) / kTile)),
+        t(reinterpret_cast<const int8_t*>(u + unit_header_bytes(K, n))) {}
+};
+
+// Constants of the table build: byte e of idx[b] = column 4 * (e / 16) + b of
+// the block, and bit e of mask[b] = bit b of e % 16.
+struct BuildConsts {
+  __m512i idx[4];
+  __mmask64 mask[4];
+  BuildConsts() {
+    alignas(64) int8_t ib[64];
+    for (int b = 0; b < 4; ++b) {
+      uint64_t m = 0;
+      for (int e = 0; e < 64; ++e) {
+        ib[e] = int8_t(4 * (e / 16) + b);
+        if (((e % 16) >> b) & 1) m |= uint64_t(1) << e;
+      }
+      idx[b] = _mm512_load_si512(ib);
+      mask[b] = m;
+    }
+  }
+};
+
+// The unit of ranks kb..kb+K-1 over columns [c0, c0 + n) at `out`; z_q is 0
+// past n, so those columns add nothing whatever their sign bits.
+void build_unit(const uint16_t* V, const float* s, const float* x, uint32_t cols, uint32_t kb, uint32_t K,
+                uint32_t c0, uint32_t n, float u_scale, uint8_t* out) {
+  static const BuildConsts bc;
+  const uint32_t ntiles = (n + kTile - 1) / kTile;
+  float* steps = reinterpret_cast<float*>(out);
+  float* corrs = steps + K * ntiles;
+  int8_t* tables = reinterpret_cast<int8_t*>(out + unit_header_bytes(K, n));
+  std::memset(corrs + K, 0, unit_header_bytes(K, n) - 4 * K * (ntiles + 1));
+  for (uint32_t k = 0; k < K; ++k) {
+    const uint16_t* Vk = V + size_t(kb + k) * cols;
+    float corr = 0.0f;
+    for (uint32_t t = 0; t < ntiles; ++t) {
+      const uint32_t tc = c0 + t * kTile;
+      const uint32_t tn = n - t * kTile < kTile ? n - t * kTile : kTile;
+      const uint32_t nblocks = (tn + kBlock - 1) / kBlock;
+      alignas(64) float z[kTile];
+      // The step: the largest sum of one sign over a group of 4 columns, max(sum of
+      // z > 0, sum of -z over z < 0), maps to kSumMax. Every subset sum of the 4
+      // rounded z_q then fits int8 (4 roundings add at most 2), and the int8
+      // range is spent on sums as large as they occur, not on 4 x max|z|: on
+      // Gaussian z that is about 3x finer.
+      __m512 smax = _mm512_setzero_ps();
+      for (uint32_t i = 0; i < nblocks; ++i) {
+        const uint32_t c = tc + i * kBlock, left = tn - i * kBlock;
+        __m512 v = load16(Vk + c, left);
+        if (s != nullptr) v = _mm512_mul_ps(v, load16(s + c, left));
+        const __m512 zz = _mm512_mul_ps(v, load16(x + c, left));
+        _mm512_store_ps(z + i * kBlock, zz);
+        __m512 pos = _mm512_max_ps(zz, _mm512_setzero_ps());
+        __m512 neg = _mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), zz), _mm512_setzero_ps());
+        pos = _mm512_add_ps(pos, _mm512_permute_ps(pos, _MM_SHUFFLE(2, 3, 0, 1)));  // pairs, then groups of 4
+        neg = _mm512_add_ps(neg, _mm512_permute_ps(neg, _MM_SHUFFLE(2, 3, 0, 1)));
+        pos = _mm512_add_ps(pos, _mm512_permute_ps(pos, _MM_SHUFFLE(1, 0, 3, 2)));
+        neg = _mm512_add_ps(neg, _mm512_permute_ps(neg, _MM_SHUFFLE(1, 0, 3, 2)));
+        smax = _mm512_max_ps(smax, _mm512_max_ps(pos, neg));
+      }
+      const float mx = _mm512_reduce_max_ps(smax);
+      const __m512 inv = _mm512_set1_ps(mx > 0.0f ? kSumMax / mx : 0.0f);
+      __m512i qsum = _mm512_setzero_si512();
+      for (uint32_t i = 0; i < nblocks; ++i) {
+        const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_load_ps(z + i * kBlock), inv));
+        qsum = _mm512_add_epi32(qsum, q);
+        const __m512i zc = _mm512_broadcast_i32x4(_mm512_cvtepi32_epi8(q));  // the block's 16 z_q in every lane
+        __m512i sub = _mm512_setzero_si512();
+        for (int b = 0; b < 4; ++b) sub = _mm512_mask_add_epi8(sub, bc.mask[b], sub, _mm512_shuffle_epi8(zc, bc.idx[b]));
+        _mm512_store_si512(tables + (size_t(t * kBlocksPerTile + i) * K + k) * 64, sub);
+      }
+      const float step = mx / kSumMax * u_scale;
+      steps[t * K + k] = step;
+      corr += step * float(_mm512_reduce_add_epi32(qsum));
+    }
+    corrs[k] = corr;
+  }
+}
+
+// 16 rows' 64-byte sign slices, 16 dwords each, transposed: out[p] holds
+// dword p of rows 0..15 in lanes 0..15.
+inline void transpose16(const __m512i (&r)[16], __m512i (&out)[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {  // per 128-bit lane: rows 2i, 2i+1 interleaved by dword
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // per 128-bit lane L: u[4i + m] = dword 4L + m of rows 4i..4i+3
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int m = 0; m < 4; ++m) {
+    // Rows 0-7: lanes (L0 of rows 0-3, L0 of rows 4-7, L2 ..., L2 ...) and the L1/L3 pair.
+    const __m512i a02 = _mm512_shuffle_i32x4(u[m], u[4 + m], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i a13 = _mm512_shuffle_i32x4(u[m], u[4 + m], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i b02 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i b13 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], _MM_SHUFFLE(3, 1, 3, 1));
+    // a02 = [rows0-3 L0, rows0-3 L2, rows4-7 L0, rows4-7 L2]: lanes 0 and 2 hold L0.
+    out[m] = _mm512_shuffle_i32x4(a02, b02, _MM_SHUFFLE(2, 0, 2, 0));       // dword m: L0 of all rows
+    out[8 + m] = _mm512_shuffle_i32x4(a02, b02, _MM_SHUFFLE(3, 1, 3, 1));   // dword 8 + m: L2
+    out[4 + m] = _mm512_shuffle_i32x4(a13, b13, _MM_SHUFFLE(2, 0, 2, 0));   // dword 4 + m: L1
+    out[12 + m] = _mm512_shuffle_i32x4(a13, b13, _MM_SHUFFLE(3, 1, 3, 1));  // dword 12 + m: L3
+  }
+}
+
+struct RowConsts {
+  __m512i shift[2];  // vpmultishiftqb controls: byte 4j + g <- nibble g of the low (0) or high (1) half of dword j
+  __m512i nibble;    // 0x0F
+  __m512i group;     // byte 4j + g: 16 * g, the group's offset in its table
+  __m512i ones;
+  RowConsts() {
+    alignas(64) uint8_t c0[64], c1[64], g[64];
+    for (int i = 0; i < 64; ++i) {
+      const int bp = i % 8;
+      c0[i] = uint8_t(32 * (bp / 4) + 4 * (bp % 4));
+      c1[i] = uint8_t(c0[i] + 16);
+      g[i] = uint8_t(16 * (i % 4));
+    }
+    shift[0] = _mm512_load_si512(c0);
+    shift[1] = _mm512_load_si512(c1);
+    nibble = _mm512_set1_epi8(0x0F);
+    group = _mm512_load_si512(g);
+    ones = _mm512_set1_epi8(1);
+  }
+};
+
+// One pass of ranks kb..kb+K-1 over span [c0, c0 + n) of rows [r0, r1):
+// yt[r] += sum_k u_k[r] * (2 * (z_q over r's + signs, times the steps) - corr_k).
+// Rows go G 16-row groups at a time (each table load then serves G groups,
+// and G * K sums are in flight), each row's bytes of the span read front to
+// back; each row load prefetches the same bytes kRowsAhead rows on (rows 96
+// bytes apart, read 64 at a time, are a pattern the hardware prefetcher does
+// not follow well).
+template <int K, int G>
+void rows_pass(const uint8_t* signs, uint32_t stride, uint32_t c0, uint32_t n, const UnitView& tb, const uint16_t* U,
+               uint32_t rows, uint32_t kb, float* yt, uint32_t r0, uint32_t r1) {
+  static const RowConsts rc;
+  const uint32_t first = c0 / 8;
+  const uint32_t nblocks = (n + kBlock - 1) / kBlock;
+  for (uint32_t rb = r0; rb < r1; rb += 16 * G) {
+    __m512 accf[G][K];
+    for (int g = 0; g < G; ++g)
+      for (int k = 0; k < K; ++k) accf[g][k] = _mm512_setzero_ps();
+    for (uint32_t s0 = 0; s0 < nblocks; s0 += kBlocksPerSlice) {
+      // This slice's sign bytes of each row, transposed: tr[g][p] = dword p of the group's 16 rows.
+      const uint32_t at = first + s0 * 2;
+      const uint32_t avail = stride - at;
+      const __mmask64 bytes = avail >= 64 ? ~__mmask64(0) : (__mmask64(1) << avail) - 1;
+      __m512i tr[G][16];
+      for (int g = 0; g < G; ++g) {
+        __m512i r[16];
+        for (uint32_t j = 0; j < 16; ++j) {
+          const uint32_t row = rb + 16 * g + j;
+          r[j] = row < r1 ? _mm512_maskz_loadu_epi8(bytes, signs + size_t(row) * stride + at) : _mm512_setzero_si512();
+          if (row + kRowsAhead < rows) {  // the same bytes kRowsAhead rows on, spread among the loads
+            const char* ahead = reinterpret_cast<const char*>(signs + size_t(row + kRowsAhead) * stride + at);
+            _mm_prefetch(ahead, _MM_HINT_T0);
+            _mm_prefetch(ahead + (avail >= 64 ? 63 : avail - 1), _MM_HINT_T0);
+          }
+        }
+        transpose16(r, tr[g]);
+      }
+      const uint32_t s1 = s0 + kBlocksPerSlice < nblocks ? s0 + kBlocksPerSlice : nblocks;
+      for (uint32_t b0 = s0; b0 < s1; b0 += kBlocksPerTile) {
+        const uint32_t b1 = b0 + kBlocksPerTile < s1 ? b0 + kBlocksPerTile : s1;
+        __m512i acc[G][K];
+        for (int g = 0; g < G; ++g)
+          for (int k = 0; k < K; ++k) acc[g][k] = _mm512_setzero_si512();
+        for (uint32_t b = b0; b < b1; ++b) {
+          __m512i idx[G];
+          for (int g = 0; g < G; ++g) {
+            const __m512i bits = _mm512_multishift_epi64_epi8(rc.shift[b % 2], tr[g][(b - s0) / 2]);
+            idx[g] = _mm512_ternarylogic_epi32(bits, rc.nibble, rc.group, 0xEA);  // (bits & 0x0F) | group
+          }
+          for (int k = 0; k < K; ++k) {
+            const __m512i table = _mm512_load_si512(tb.t + (size_t(b) * K + k) * 64);
+            for (int g = 0; g < G; ++g)
+              acc[g][k] = _mm512_dpbusd_epi32(acc[g][k], rc.ones, _mm512_permutexvar_epi8(idx[g], table));
+          }
+        }
+        const uint32_t t = b0 / kBlocksPerTile;
+        for (int g = 0; g < G; ++g)
+          for (int k = 0; k < K; ++k)
+            accf[g][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[g][k]), _mm512_set1_ps(tb.step[t * K + k]), accf[g][k]);
+      }
+    }
+    for (int g = 0; g < G; ++g) {
+      const uint32_t r = rb + 16 * g;
+      if (r >= r1) break;
+      const uint32_t left = r1 - r;
+      __m512 v = _mm512_setzero_ps();
+      for (int k = 0; k < K; ++k) {
+        const __m512 signed_sum = _mm512_sub_ps(_mm512_add_ps(accf[g][k], accf[g][k]), _mm512_set1_ps(tb.corr[k]));
+        v = _mm512_fmadd_ps(load16(U + size_t(kb + k) * rows + r, left), signed_sum, v);
+      }
+      const __mmask16 m = tail_mask16(left);
+      _mm512_mask_storeu_ps(yt + r, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, yt + r), v));
+    }
+  }
+}
+
+// Ranks kb.. of block bv over span c0.. for rows [r0, r1) of one token.
+void unit_rows(const BitStackBlockView& bv, uint32_t K, uint32_t c0, uint32_t n, const uint8_t* unit,
+               uint32_t rows, uint32_t kb, float* yt, uint32_t r0, uint32_t r1) {
+  const UnitView tb(unit, K, n);
+  const uint16_t* U = reinterpret_cast<const uint16_t*>(bv.U);
+  // Pairs of groups, and a last group of at most 16 rows on its own (a pair
+  // would spend half its work on rows that are not there).
+  const uint32_t rest = (r1 - r0) % 32;
+  const uint32_t pairs_end = rest != 0 && rest <= 16 ? r1 - rest : r1;
+  for (int single = 0; single < 2; ++single) {
+    const uint32_t a = single ? pairs_end : r0, b = single ? r1 : pairs_end;
+    if (a >= b) continue;
+    switch (K * 2 + single) {
+      case 2: rows_pass<1, 2>(bv.signs, bv.sign_row_bytes, c0, n, tb, U, rows, kb, yt, a, b); break;
+      case 3: rows_pass<1, 1>(bv.signs, bv.sign_row_bytes, c0, n, tb, U, rows, kb, yt, a, b); break;
+      case 4: rows_pass<2, 2>(bv.signs, bv.sign_row_bytes, c0, n, tb, U, rows, kb, yt, a, b); break;
+      case 5: rows_pass<2, 1>(bv.signs, bv.sign_row_bytes, c0, n, tb, U, rows, kb, yt, a, b); break;
+      case 6: rows_pass<3, 2>(bv.signs, bv.sign_row_bytes, c0, n, tb, U, rows, kb, yt, a, b); break;
+      case 7: rows_pass<3, 1>(bv.signs, bv.sign_row_bytes, c0, n, tb, U, rows, kb, yt, a, b); break;
+      case 8: rows_pass<4, 2>(bv.signs, bv.sign_row_bytes, c0, n, tb, U, rows, kb, yt, a, b); break;
+      default: rows_pass<4, 1>(bv.signs, bv.sign_row_bytes, c0, n, tb, U, rows, kb, yt, a, b); break;
+    }
+  }
+}
+
+}  // namespace
+
+uint64_t bitstack_vbmi_table_bytes(uint32_t rank, uint32_t cols) {
+  uint64_t bytes = 0;
+  for (uint32_t kb = 0; kb < rank; kb += kMaxK) {
+    for (uint32_t c0 = 0; c0 < cols; c0 += kSpan) {
+      bytes += unit_bytes(rank - kb < kMaxK ? rank - kb : kMaxK, cols - c0 < kSpan ? cols - c0 : kSpan);
+    }
+  }
+  return bytes;
+}
+
+void bitstack_vbmi_build_tables(const BitStackTensor& T, uint32_t b, const float* x, uint8_t* out) {
+  const BitStackBlockView bv = bitstack_block_view(T, b);
+  const uint16_t* V = reinterpret_cast<const uint16_t*>(bv.V);
+  for (uint32_t kb = 0; kb < bv.rank; kb += kMaxK) {
+    const uint32_t K = bv.rank - kb < kMaxK ? bv.rank - kb : kMaxK;
+    for (uint32_t c0 = 0; c0 < T.cols; c0 += kSpan) {
+      const uint32_t n = T.cols - c0 < kSpan ? T.cols - c0 : kSpan;
+      build_unit(V, T.in_scale, x, T.cols, kb, K, c0, n, bv.u_scale, out);
+      out += unit_bytes(K, n);
+    }
+  }
+}
+
+void matmul_bitstack_vbmi(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
+                          uint32_t r1) {
+  const BitStackTensor& T = *reinterpret_cast<const BitStackTensor*>(w.data);
+  const uint32_t rows = w.rows, cols = w.cols;
+  if (r0 >= r1) return;
+  const uint8_t* prepared = a.n == 1 ? T.tables : nullptr;  // built once for the whole product (forward.cpp)
+  alignas(64) uint8_t own[kMaxUnitBytes];
+  for (uint32_t t = 0; t < a.n; ++t) {
+    const float* x = a.x + size_t(t) * a.ldx;
+    float* yt = y + size_t(t) * ldy;
+    for (uint32_t r = r0; r < r1; ++r) yt[r] = 0.0f;
+    for (uint32_t b = 0; b < T.n_loaded; ++b) {
+      const BitStackBlockView bv = bitstack_block_view(T, b);  // own factors, or block 0's times u_scale
+      const uint16_t* V = reinterpret_cast<const uint16_t*>(bv.V);
+      for (uint32_t kb = 0; kb < bv.rank; kb += kMaxK) {
+        const uint32_t K = bv.rank - kb < kMaxK ? bv.rank - kb : kMaxK;
+        for (uint32_t c0 = 0; c0 < cols; c0 += kSpan) {
+          const uint32_t n = cols - c0 < kSpan ? cols - c0 : kSpan;
+          const uint8_t* unit = prepared;
+          if (unit != nullptr) {
+            prepared += unit_bytes(K, n);
+          } else {
+            build_unit(V, T.in_scale, x, cols, kb, K, c0, n, bv.u_scale, own);
+            unit = own;
+          }
+          unit_rows(bv, K, c0, n, unit, rows, kb, yt, r0, r1);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace stk
