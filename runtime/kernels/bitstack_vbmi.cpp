@@ -204,6 +204,16 @@ inline void transpose16(const __m512i (&r)[16], __m512i (&out)[16]) {
   }
 }
 
+// A row's sign bytes of one slice, zeros past `avail`. Full loads where the
+// slice is whole or exactly half (768-column rows end with 32 bytes): masked
+// loads that miss the cache are slow on AMD cores, and these stream from
+// memory.
+inline __m512i load_slice(const uint8_t* p, uint32_t avail, __mmask64 bytes) {
+  if (avail >= 64) return _mm512_loadu_si512(p);
+  if (avail == 32) return _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_maskz_loadu_epi8(bytes, p);
+}
+
 struct RowConsts {
   __m512i shift[2];  // vpmultishiftqb controls: byte 4j + g <- nibble g of the low (0) or high (1) half of dword j
   __m512i nibble;    // 0x0F
@@ -252,7 +262,7 @@ void rows_pass(const uint8_t* signs, uint32_t stride, uint32_t c0, uint32_t n, c
         __m512i r[16];
         for (uint32_t j = 0; j < 16; ++j) {
           const uint32_t row = rb + 16 * g + j;
-          r[j] = row < r1 ? _mm512_maskz_loadu_epi8(bytes, signs + size_t(row) * stride + at) : _mm512_setzero_si512();
+          r[j] = row < r1 ? load_slice(signs + size_t(row) * stride + at, avail, bytes) : _mm512_setzero_si512();
           if (row + kRowsAhead < rows) {  // the same bytes kRowsAhead rows on, spread among the loads
             const char* ahead = reinterpret_cast<const char*>(signs + size_t(row + kRowsAhead) * stride + at);
             _mm_prefetch(ahead, _MM_HINT_T0);
