@@ -106,7 +106,7 @@ Status block_pool_plan(const Model& m, uint64_t max_budget, Arena* a, BlockPool*
   std::memcpy(static_cast<void*>(layers), m.layers, sizeof(LayerWeights) * n_layers);
   for (uint32_t s = 0; s < ix->n_slots; ++s) {
     BitStackTensor& t = tensors[s];
-    t = BitStackTensor{nullptr, ptrs + ix->slot_first[s], 0, 0, 0, nullptr};
+    t = BitStackTensor{nullptr, ptrs + ix->slot_first[s], 0, 0, 0};
     if (ix->slot_file_blocks[s] == 0) continue;
     WeightView* w = view_for_slot(&layers[s / kBitStackRolesPerLayer], s % kBitStackRolesPerLayer);
     t.in_scale = (w->params[1] & 1u) ? reinterpret_cast<const float*>(w->data) : nullptr;
@@ -118,29 +118,6 @@ Status block_pool_plan(const Model& m, uint64_t max_budget, Arena* a, BlockPool*
   if (s != Status::Ok) return s;
   *out = p;
   return Status::Ok;
-}
-
-uint64_t block_pool_table_bytes(const Model& m, BitStackTableBytesFn table_bytes) {
-  const BitStackIndex* ix = m.bitstack;
-  if (ix == nullptr) return 0;
-  // Per layer, the products that run as one job (forward.cpp), by role slot.
-  static const uint32_t kJobs[4][4] = {{3, 0, 1, 2}, {1, 3}, {2, 4, 6}, {1, 5}};  // {count, slots...}
-  uint64_t most = 0;
-  for (uint32_t l = 0; l < m.config.n_layers; ++l) {
-    LayerWeights L = m.layers[l];
-    for (const auto& job : kJobs) {
-      uint64_t sum = 0;
-      for (uint32_t i = 1; i <= job[0]; ++i) {
-        const uint32_t slot = l * kBitStackRolesPerLayer + job[i];
-        const uint32_t cols = view_for_slot(&L, job[i])->cols;
-        for (uint32_t b = 0; b < ix->n_blocks; ++b) {
-          if (ix->blocks[b].slot == slot) sum += table_bytes(ix->blocks[b].rank, cols);
-        }
-      }
-      most = sum > most ? sum : most;
-    }
-  }
-  return most;
 }
 
 Status block_pool_set_budget(BlockPool* p, uint64_t budget, BudgetReport* r, Message* msg) {

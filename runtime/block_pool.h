@@ -9,7 +9,6 @@
 #include "runtime/arena.h"
 #include "runtime/bitstack_format.h"
 #include "runtime/bitstack_index.h"
-#include "runtime/kernels/matmul.h"
 #include "runtime/model.h"
 #include "runtime/status.h"
 
@@ -22,11 +21,6 @@ struct BitStackTensor {
   const uint8_t** blocks; // resident blocks in this tensor's order
   uint32_t n_loaded;
   uint32_t rows, cols;
-  // Null, or during one single-token product the tables of every resident
-  // block, built once before the rows are shared out among threads
-  // (KernelSet::bitstack_build_tables; forward.cpp). Kernels that read no
-  // tables ignore it.
-  const uint8_t* tables;
 };
 
 // Block b (< n_loaded) of a tensor as the kernels read it: its sign plane
@@ -90,15 +84,6 @@ struct BlockPool {
 // BitStack tensors *out is null and nothing is reserved. Fails with
 // Status::Budget when max_budget is below the model's minimum.
 Status block_pool_plan(const Model& m, uint64_t max_budget, Arena* a, BlockPool** out, Message* msg);
-
-// Bytes of BitStack tables (KernelSet::bitstack_table_bytes) that one product
-// of the forward pass needs at most: Q, K and V together, W1 and W3 together,
-// O, W2, with every block of the file resident. Sized for the full stack
-// whatever the declared budget, so that the arena still grows by exactly the
-// blocks a larger budget admits; one layer's tables are a small fraction of
-// its blocks (4 bytes per column and rank against rows / 8), so of the model
-// well under 1 %. 0 for a model without BitStack tensors.
-uint64_t block_pool_table_bytes(const Model& m, BitStackTableBytesFn table_bytes);
 
 // Moves the resident prefix to the longest one within `budget` (clamped to
 // the pool's capacity). Fails, changing nothing, below the minimum.

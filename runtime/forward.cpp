@@ -85,64 +85,8 @@ constexpr uint32_t kChunksPerThread = 8;
 // the whole row width in every call, so each chunk repeats that work: two
 // chunks per thread decode the stories110M shape at the Q4 size about 1.5x
 // faster with 2 threads than eight (60-77 -> 100-110 tok/s) and still let
-// one thread take over part of a slow one's rows. Where the kernel set builds
-// that work once per product instead (prepare_bitstack_tables), the usual
-// kChunksPerThread apply.
+// one thread take over part of a slow one's rows.
 constexpr uint32_t kBitStackChunksPerThread = 2;
-
-// The BitStack tables of a single-token product (KernelSet::bitstack_build_tables):
-// every resident block's, block after block for each op, in session scratch.
-struct TableJob {
-  const KernelSet* kernels;
-  const float* x;
-  BitStackTensor* t[3];
-  uint8_t* out[3];
-  uint32_t n_ops;
-};
-
-// Chunk = one block, counted over the ops in order.
-void build_tables_chunk(void* ctx, uint32_t chunk, uint32_t /*worker*/) {
-  const TableJob& j = *static_cast<const TableJob*>(ctx);
-  uint32_t k = 0;
-  while (chunk >= j.t[k]->n_loaded) chunk -= j.t[k++]->n_loaded;
-  const BitStackTensor& T = *j.t[k];
-  uint8_t* out = j.out[k];
-  for (uint32_t b = 0; b < chunk; ++b) out += j.kernels->bitstack_table_bytes(bitstack_block_view(T, b).rank, T.cols);
-  j.kernels->bitstack_build_tables(T, chunk, j.x, out);
-}
-
-// Builds the tables of every op of a single-token BitStack job once, the
-// blocks shared out among the threads, and hands them to the kernels through
-// BitStackTensor::tables (finish_bitstack_tables takes them back). False,
-// changing nothing, when this kernel set or job does not use them.
-bool prepare_bitstack_tables(Session* s, uint32_t layer, const MatmulJob& j, TableJob* tj) {
-  const KernelSet& ks = *s->kernels;
-  if (ks.bitstack_build_tables == nullptr || s->bitstack_tables == nullptr || j.act.n != 1) return false;
-  tj->kernels = &ks;
-  tj->x = j.act.x;
-  tj->n_ops = j.n_ops;
-  uint64_t used = 0;
-  uint32_t blocks = 0;
-  for (uint32_t k = 0; k < j.n_ops; ++k) {
-    const MatmulOp& op = j.ops[k];
-    const uint32_t slot = bitstack_role_slot(op.role);
-    if (op.w->format != WeightFormat::BitStack || slot >= kBitStackRolesPerLayer) return false;
-    BitStackTensor* T = &s->block_pool->tensors[layer * kBitStackRolesPerLayer + slot];
-    if (reinterpret_cast<const uint8_t*>(T) != op.w->data) return false;
-    tj->t[k] = T;
-    tj->out[k] = s->bitstack_tables + used;
-    for (uint32_t b = 0; b < T->n_loaded; ++b) used += ks.bitstack_table_bytes(bitstack_block_view(*T, b).rank, T->cols);
-    blocks += T->n_loaded;
-  }
-  if (used > s->bitstack_tables_bytes) return false;  // sized at session start for the largest budget
-  thread_pool_run(&s->pool, build_tables_chunk, tj, blocks);
-  for (uint32_t k = 0; k < j.n_ops; ++k) tj->t[k]->tables = tj->out[k];
-  return true;
-}
-
-void finish_bitstack_tables(const TableJob& tj) {
-  for (uint32_t k = 0; k < tj.n_ops; ++k) tj.t[k]->tables = nullptr;
-}
 
 // Symmetric int8 copy of the activations, groups of 32 along the row, for
 // kernels that multiply in integers. Made once per product, shared by all ops.
@@ -209,25 +153,22 @@ void run_matmuls(Session* s, uint32_t layer, MatmulJob* j) {
   }
   // About kChunksPerThread chunks per thread over all ops, in multiples of 16
   // rows (a SwiGLU chunk does its rows of both products).
-  TableJob tables{};
-  const bool prepared = prepare_bitstack_tables(s, layer, *j, &tables);
   const uint32_t units = j->swiglu ? j->ops[0].w->rows : total_rows;
   const uint32_t chunks_per_thread =
-      j->ops[0].w->format == WeightFormat::BitStack && !prepared ? kBitStackChunksPerThread : kChunksPerThread;
+      j->ops[0].w->format == WeightFormat::BitStack ? kBitStackChunksPerThread : kChunksPerThread;
   uint32_t per = units / (chunks_per_thread * s->pool.n_threads);
   per = per < 16 ? 16 : (per + 15) / 16 * 16;
   j->rows_per_chunk = per;
   if (j->swiglu) {  // chunks over the gate's rows, each doing both products
     thread_pool_run(&s->pool, matmul_chunk, j, (j->ops[0].w->rows + per - 1) / per);
-  } else {
-    j->chunk_start[0] = 0;
-    for (uint32_t k = 0; k < j->n_ops; ++k) {
-      j->chunk_start[k + 1] = j->chunk_start[k] + (j->ops[k].w->rows + per - 1) / per;
-    }
-    for (uint32_t k = j->n_ops + 1; k < 4; ++k) j->chunk_start[k] = j->chunk_start[j->n_ops];
-    thread_pool_run(&s->pool, matmul_chunk, j, j->chunk_start[j->n_ops]);
+    return;
   }
-  if (prepared) finish_bitstack_tables(tables);
+  j->chunk_start[0] = 0;
+  for (uint32_t k = 0; k < j->n_ops; ++k) {
+    j->chunk_start[k + 1] = j->chunk_start[k] + (j->ops[k].w->rows + per - 1) / per;
+  }
+  for (uint32_t k = j->n_ops + 1; k < 4; ++k) j->chunk_start[k] = j->chunk_start[j->n_ops];
+  thread_pool_run(&s->pool, matmul_chunk, j, j->chunk_start[j->n_ops]);
 }
 
 void matmul(Session* s, uint32_t layer, TensorRole role, const WeightView& w, const float* x, size_t ldx,

@@ -47,13 +47,6 @@ Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Sess
   BlockPool* block_pool = nullptr;
   Status bs = block_pool_plan(model, cfg.max_budget, a, &block_pool, msg);
   if (bs != Status::Ok) return bs;
-  const KernelSet* kernels = cfg.scalar_kernels ? &kernel_table_scalar() : &kernels_best();
-  uint64_t table_bytes = 0;
-  uint8_t* tables = nullptr;
-  if (kernels->bitstack_table_bytes != nullptr && threads > 1) {  // one thread builds them in the kernel
-    table_bytes = block_pool_table_bytes(model, kernels->bitstack_table_bytes);
-    if (table_bytes != 0) tables = static_cast<uint8_t*>(a->take(table_bytes, 64));
-  }
   if (a->measuring()) return Status::Ok;
   if (a->overflowed()) {
     return fail(msg, Status::ArenaTooSmall, "arena too small: need %llu bytes, have %zu",
@@ -82,15 +75,13 @@ Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Sess
   s->act_q8 = act_q8;
   s->act_q8_scales = act_q8_scales;
   s->act_q8_ld = act_ld;
-  s->kernels = kernels;
+  s->kernels = cfg.scalar_kernels ? &kernel_table_scalar() : &kernels_best();
   s->observer = nullptr;
   s->observer_user = nullptr;
   sampler_init(&s->sampler, c.vocab_size, 0.0f, 0.0f, 0, ps);
   s->prompt_tokens = prompt;
   s->prompt_capacity = prompt_cap;
   s->block_pool = block_pool;
-  s->bitstack_tables = tables;
-  s->bitstack_tables_bytes = table_bytes;
   s->layers = block_pool != nullptr ? block_pool->layers : model.layers;
   Status st = thread_pool_start(&s->pool, threads, msg);
   if (st != Status::Ok) return st;

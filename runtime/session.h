@@ -66,10 +66,6 @@ struct Session {
   // model the block pool's copy whose BitStack views see resident blocks.
   const LayerWeights* layers;
   BlockPool* block_pool;  // null unless the model has BitStack tensors
-  // Room for the BitStack tables of one single-token product when the kernel
-  // set reads tables (KernelSet::bitstack_build_tables), else null and 0.
-  uint8_t* bitstack_tables;
-  uint64_t bitstack_tables_bytes;
 };
 
 // Lays out a session in `arena` (measuring when arena.base is null). On

@@ -2,8 +2,8 @@
 # The tests that run several threads, built with ThreadSanitizer: the thread
 # pool's own tests (claims, take-over of a stalled worker's range, sleeping
 # and waking, stop and restart) and whole sessions at 1, 2 and 3 threads
-# (identical results), one of them a BitStack model whose lookup tables one
-# pool job builds and the next reads (bitstack_threads_test). The pool is
+# (identical results), one of them a BitStack model big enough for its
+# products to be shared out (bitstack_threads_test). The pool is
 # lock-free (atomics, then a futex to sleep), so this is what checks that
 # every handoff is ordered. Only those three test binaries are built. (The
 # BitStack test that changes the budget between tokens at 2 threads passes

@@ -265,7 +265,7 @@ void build(TestTensor* tt, uint32_t rows, uint32_t cols, uint32_t n_blocks, uint
     tt->mem.push_back(p);
     tt->ptrs.push_back(p);
   }
-  tt->t = BitStackTensor{with_scale ? tt->scale.data() : nullptr, tt->ptrs.data(), n_blocks, rows, cols, nullptr};
+  tt->t = BitStackTensor{with_scale ? tt->scale.data() : nullptr, tt->ptrs.data(), n_blocks, rows, cols};
   tt->view = WeightView{WeightFormat::BitStack, rows, cols, reinterpret_cast<const uint8_t*>(&tt->t), 0, {n_blocks, 0, 0, 0}};
 }
 
@@ -430,46 +430,6 @@ TEST(BitStackKernel, RowSplitsAndLoneTokensGiveTheSameBits) {
 
 // A kBitStackKindScaledFirst block (signs of its own, block 0's factors times
 // a scalar) against the dense S ⊙ (a U0^T V0).
-// The VBMI kernel reads tables that the forward pass builds once per
-// single-token product (KernelSet::bitstack_build_tables) when it has them,
-// and builds its own otherwise: both must give the same bits, for ranks
-// above one pass (4), rows wider than one unit of tables (1024 columns),
-// every row range the thread pool may cut, and every resident prefix.
-TEST(BitStackKernel, PreparedTablesGiveTheSameBitsAsTablesBuiltPerCall) {
-  const KernelSet* ks = kernels_for(Isa::Avx512);
-  if (ks == nullptr || ks->bitstack_build_tables == nullptr) GTEST_SKIP() << "no kernel here reads prepared tables";
-  const uint32_t shapes[][2] = {{37, 300}, {70, 1030}, {13, 2100}, {64, 172}, {3, 16}};
-  uint32_t seed = 80;
-  for (auto& sh : shapes) {
-    TestTensor tt;
-    build(&tt, sh[0], sh[1], 5, seed++, /*rank_base=*/2, /*rank_cycle=*/5);
-    const std::vector<float> x = random_input(1, sh[1], seed);
-    Activations act{x.data(), sh[1], 1, nullptr, nullptr, 0};
-    for (uint32_t resident = 1; resident <= 5; resident += 2) {
-      tt.t.n_loaded = resident;
-      uint64_t bytes = 0;
-      std::vector<uint64_t> at;
-      for (uint32_t b = 0; b < resident; ++b) {
-        at.push_back(bytes);
-        bytes += ks->bitstack_table_bytes(bitstack_block_view(tt.t, b).rank, sh[1]);
-      }
-      uint8_t* tables = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-      for (uint32_t b = 0; b < resident; ++b) ks->bitstack_build_tables(tt.t, b, x.data(), tables + at[b]);
-      std::vector<float> own(sh[0], -7.0f), prepared(sh[0], -7.0f);
-      ks->get(WeightFormat::BitStack)(tt.view, act, own.data(), sh[0], 0, sh[0]);
-      tt.t.tables = tables;
-      for (uint32_t r = 0; r < sh[0]; r += 16) {
-        ks->get(WeightFormat::BitStack)(tt.view, act, prepared.data(), sh[0], r, std::min(sh[0], r + 16));
-      }
-      tt.t.tables = nullptr;
-      std::free(tables);
-      EXPECT_EQ(std::memcmp(own.data(), prepared.data(), own.size() * sizeof(float)), 0)
-          << sh[0] << "x" << sh[1] << " with " << resident << " blocks resident";
-      EXPECT_NE(own[0], -7.0f);
-    }
-  }
-}
-
 TEST(BitStackKernel, ScaledFirstBlockUsesBlockZerosFactors) {
   const uint32_t shapes[][2] = {{37, 300}, {20, 1100}, {5, 13}};
   uint32_t seed = 80;

@@ -1,12 +1,11 @@
-// BitStack products shared among threads. On AVX-512 VBMI the BitStack kernel
-// reads tables (z = v ⊙ x turned into subset sums) that the forward pass
-// builds once per single-token product, the blocks shared out among the
-// threads, before the rows are (runtime/forward.cpp); with one thread, or a
-// batch of tokens, each kernel call builds its own. stories260K's products
+// BitStack products shared among threads. The forward pass cuts a product's
+// rows into chunks for the thread pool, and every BitStack kernel call
+// prepares its own activations for its rows (the VBMI kernel: tables of
+// subset sums), so results must not depend on the cut. stories260K's products
 // are too small to be shared out at all, so this uses a random-weight BitStack
 // model of the stories15M shape (bench/synth_bitstack.h) and checks that 1, 2
-// and 3 threads give the same logits, bit for bit, for a batch and for
-// single tokens, and that none of it allocates.
+// and 3 threads give the same logits, bit for bit, for a batch and for single
+// tokens, and that none of it allocates.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -31,11 +31,14 @@
 //    the int32 sums are scaled into float; a row's signed sum is
 //    2 * (sum over + signs) - sum(z_q), and the last term is one constant per
 //    rank and unit.
-//  - Building the tables costs about as much as the lookups of 100-200 rows.
-//    A call builds them for its own use, which suits one thread; when a
-//    single-token product is shared among threads, the forward pass builds
-//    every block's tables once beforehand (bitstack_vbmi_build_tables) and
-//    the calls read them (BitStackTensor::tables), with the same bits.
+//  - Building the tables costs about as much as the lookups of 100-200 rows,
+//    and each call builds them for its own rows, so a product shared among
+//    threads builds them once per chunk (forward.cpp cuts BitStack products
+//    into 2 chunks per thread). Building them once per product instead, in
+//    parallel, before the rows were shared out, measured no faster on the
+//    stories110M shape (memory-bound at 2 threads: 180-186 against 168-182
+//    tok/s) and slower on stories15M (an extra pool round per product:
+//    5500-6900 against 6300-7900 tok/s), so it is not done.
 //
 // Determinism: every row's arithmetic is in its own lane and the same
 // whatever rows share its group, so results do not depend on how rows are
@@ -46,7 +49,6 @@
 // -mfma -mf16c; filed only when the CPU has them.
 #include <immintrin.h>
 
-#include <cstring>
 
 #include "runtime/bitstack_format.h"
 #include "runtime/block_pool.h"
@@ -76,7 +78,7 @@ inline __m512 load16(const float* p, uint32_t left) {
 }
 
 // A unit of tables: ranks kb..kb+K-1 of one block over one span of n <= kSpan
-// columns, for one token. Layout (64-byte aligned, unit_bytes long):
+// columns, for one token. Layout (64-byte aligned, at most kMaxUnitBytes):
 //   float step[ntiles][K]  z_q's step times the block's u_scale
 //   float corr[K]          per rank: sum over the tiles of step * sum(z_q)
 //   (zeros to 64 bytes)
@@ -84,9 +86,6 @@ inline __m512 load16(const float* p, uint32_t left) {
 inline uint32_t unit_header_bytes(uint32_t K, uint32_t n) {
   const uint32_t ntiles = (n + kTile - 1) / kTile;
   return (4 * K * (ntiles + 1) + 63) / 64 * 64;
-}
-inline uint64_t unit_bytes(uint32_t K, uint32_t n) {
-  return unit_header_bytes(K, n) + uint64_t((n + kBlock - 1) / kBlock) * K * 64;
 }
 constexpr uint32_t kMaxUnitBytes = (4 * kMaxK * (kSpan / kTile + 1) + 63) / 64 * 64 + kSpan / kBlock * kMaxK * 64;
 
@@ -128,7 +127,6 @@ void build_unit(const uint16_t* V, const float* s, const float* x, uint32_t cols
   float* steps = reinterpret_cast<float*>(out);
   float* corrs = steps + K * ntiles;
   int8_t* tables = reinterpret_cast<int8_t*>(out + unit_header_bytes(K, n));
-  std::memset(corrs + K, 0, unit_header_bytes(K, n) - 4 * K * (ntiles + 1));
   for (uint32_t k = 0; k < K; ++k) {
     const uint16_t* Vk = V + size_t(kb + k) * cols;
     float corr = 0.0f;
@@ -337,36 +335,12 @@ void unit_rows(const BitStackBlockView& bv, uint32_t K, uint32_t c0, uint32_t n,
 
 }  // namespace
 
-uint64_t bitstack_vbmi_table_bytes(uint32_t rank, uint32_t cols) {
-  uint64_t bytes = 0;
-  for (uint32_t kb = 0; kb < rank; kb += kMaxK) {
-    for (uint32_t c0 = 0; c0 < cols; c0 += kSpan) {
-      bytes += unit_bytes(rank - kb < kMaxK ? rank - kb : kMaxK, cols - c0 < kSpan ? cols - c0 : kSpan);
-    }
-  }
-  return bytes;
-}
-
-void bitstack_vbmi_build_tables(const BitStackTensor& T, uint32_t b, const float* x, uint8_t* out) {
-  const BitStackBlockView bv = bitstack_block_view(T, b);
-  const uint16_t* V = reinterpret_cast<const uint16_t*>(bv.V);
-  for (uint32_t kb = 0; kb < bv.rank; kb += kMaxK) {
-    const uint32_t K = bv.rank - kb < kMaxK ? bv.rank - kb : kMaxK;
-    for (uint32_t c0 = 0; c0 < T.cols; c0 += kSpan) {
-      const uint32_t n = T.cols - c0 < kSpan ? T.cols - c0 : kSpan;
-      build_unit(V, T.in_scale, x, T.cols, kb, K, c0, n, bv.u_scale, out);
-      out += unit_bytes(K, n);
-    }
-  }
-}
-
 void matmul_bitstack_vbmi(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                           uint32_t r1) {
   const BitStackTensor& T = *reinterpret_cast<const BitStackTensor*>(w.data);
   const uint32_t rows = w.rows, cols = w.cols;
   if (r0 >= r1) return;
-  const uint8_t* prepared = a.n == 1 ? T.tables : nullptr;  // built once for the whole product (forward.cpp)
-  alignas(64) uint8_t own[kMaxUnitBytes];
+  alignas(64) uint8_t unit[kMaxUnitBytes];
   for (uint32_t t = 0; t < a.n; ++t) {
     const float* x = a.x + size_t(t) * a.ldx;
     float* yt = y + size_t(t) * ldy;
@@ -378,13 +352,7 @@ void matmul_bitstack_vbmi(const WeightView& w, const Activations& a, float* y, s
         const uint32_t K = bv.rank - kb < kMaxK ? bv.rank - kb : kMaxK;
         for (uint32_t c0 = 0; c0 < cols; c0 += kSpan) {
           const uint32_t n = cols - c0 < kSpan ? cols - c0 : kSpan;
-          const uint8_t* unit = prepared;
-          if (unit != nullptr) {
-            prepared += unit_bytes(K, n);
-          } else {
-            build_unit(V, T.in_scale, x, cols, kb, K, c0, n, bv.u_scale, own);
-            unit = own;
-          }
+          build_unit(V, T.in_scale, x, cols, kb, K, c0, n, bv.u_scale, unit);
           unit_rows(bv, K, c0, n, unit, rows, kb, yt, r0, r1);
         }
       }

@@ -64,8 +64,6 @@ KernelSet make_avx512() {
   }
   if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) {  // table lookup (vpermb)
     put(&k, WeightFormat::BitStack, matmul_bitstack_vbmi);
-    k.bitstack_table_bytes = bitstack_vbmi_table_bytes;
-    k.bitstack_build_tables = bitstack_vbmi_build_tables;
   } else if (__builtin_cpu_supports("avx512vnni")) {  // one vpdpbusd per rank and 64 signs
     put(&k, WeightFormat::BitStack, matmul_bitstack_vnni);
   }

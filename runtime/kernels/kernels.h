@@ -45,12 +45,9 @@ void matmul_bitstack_avx512(const WeightView& w, const Activations& a, float* y,
 void matmul_bitstack_vnni(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                           uint32_t r1);
 // Needs AVX-512 VBMI and VNNI; table lookup over 4 sign bits at a time (filed
-// instead of matmul_bitstack_vnni when the CPU has VBMI). Its tables can be
-// built once per product (KernelSet::bitstack_build_tables).
+// instead of matmul_bitstack_vnni when the CPU has VBMI).
 void matmul_bitstack_vbmi(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                           uint32_t r1);
-uint64_t bitstack_vbmi_table_bytes(uint32_t rank, uint32_t cols);
-void bitstack_vbmi_build_tables(const BitStackTensor& t, uint32_t block, const float* x, uint8_t* out);
 // Needs AVX-512 VNNI; int8 activations like matmul_q8_scalar (q8_vnni.cpp).
 // Without VNNI the AVX-512 table keeps matmul_q8_avx2.
 void matmul_q8_vnni(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);

@@ -31,23 +31,11 @@ enum class Isa { Scalar, Avx2, Avx512, Neon };
 
 constexpr uint32_t kFormatSlots = 64;  // indexed by WeightFormat code
 
-struct BitStackTensor;
-
-// A BitStack kernel that reads per-product tables (matmul_bitstack_vbmi): the
-// bytes of one resident block's tables for one token, and their builder. The
-// forward pass builds every block's tables once per single-token product,
-// before the rows are shared out among threads, and hands them to the kernel
-// in BitStackTensor::tables; otherwise each call builds its own.
-using BitStackTableBytesFn = uint64_t (*)(uint32_t rank, uint32_t cols);
-using BitStackBuildTablesFn = void (*)(const BitStackTensor& t, uint32_t block, const float* x, uint8_t* out);
-
 struct KernelSet {
   Isa isa;
   const char* name;
   MatmulFn fn[kFormatSlots];
   bool wants_q8_activations[kFormatSlots];
-  BitStackTableBytesFn bitstack_table_bytes;    // null: the BitStack kernel reads no tables
-  BitStackBuildTablesFn bitstack_build_tables;  // out: 64-byte aligned
 
   MatmulFn get(WeightFormat f) const { return uint32_t(f) < kFormatSlots ? fn[uint32_t(f)] : nullptr; }
 };
