@@ -81,12 +81,17 @@ constexpr uint64_t kParallelMinMacs = 32 * 1024;
 // were faster on an idle machine but kept only 30-36% of that speed with a
 // busy process on one of the 2 cores, against 39-44% with these.
 constexpr uint32_t kChunksPerThread = 8;
-// BitStack kernels quantize their activations (v ⊙ x per block and rank) for
-// the whole row width in every call, so each chunk repeats that work: two
-// chunks per thread decode the stories110M shape at the Q4 size about 1.5x
-// faster with 2 threads than eight (60-77 -> 100-110 tok/s) and still let
-// one thread take over part of a slow one's rows.
-constexpr uint32_t kBitStackChunksPerThread = 2;
+// BitStack kernels prepare their activations (v ⊙ x per block and rank:
+// int8 steps, or the VBMI kernel's lookup tables) for the whole row width in
+// every call, so each chunk repeats that work. With the vpdpbusd kernel two
+// chunks per thread decoded the stories110M shape at the Q4 size about 1.5x
+// faster with 2 threads than eight (60-77 -> 100-110 tok/s). The VBMI
+// kernel's tables cost as much as the lookups of 100-200 rows, and one chunk
+// per thread decoded faster again (2 threads, decode only, three alternating
+// runs: 250-315 against 228-282 tok/s), without losing more of its speed
+// when another process takes a core (stk bench --contend: 112-117 against
+// 99-112 tok/s).
+constexpr uint32_t kBitStackChunksPerThread = 1;
 
 // Symmetric int8 copy of the activations, groups of 32 along the row, for
 // kernels that multiply in integers. Made once per product, shared by all ops.

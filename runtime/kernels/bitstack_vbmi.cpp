@@ -32,13 +32,12 @@
 //    2 * (sum over + signs) - sum(z_q), and the last term is one constant per
 //    rank and unit.
 //  - Building the tables costs about as much as the lookups of 100-200 rows,
-//    and each call builds them for its own rows, so a product shared among
-//    threads builds them once per chunk (forward.cpp cuts BitStack products
-//    into 2 chunks per thread). Building them once per product instead, in
-//    parallel, before the rows were shared out, measured no faster on the
-//    stories110M shape (memory-bound at 2 threads: 180-186 against 168-182
-//    tok/s) and slower on stories15M (an extra pool round per product:
-//    5500-6900 against 6300-7900 tok/s), so it is not done.
+//    and each call builds them for its own rows, so forward.cpp gives each
+//    thread one chunk of a BitStack product. Building them once per product
+//    instead, in parallel, before the rows were shared out, measured no
+//    faster on the stories110M shape (memory-bound at 2 threads: 180-186
+//    against 168-182 tok/s) and slower on stories15M (an extra pool round per
+//    product: 5500-6900 against 6300-7900 tok/s), so it is not done.
 //
 // Determinism: every row's arithmetic is in its own lane and the same
 // whatever rows share its group, so results do not depend on how rows are
