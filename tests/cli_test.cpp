@@ -444,6 +444,22 @@ TEST_F(Cli, PplJsonLastLine) {
   EXPECT_EQ(std::stod(hm[3]), j["ppl"]);
 }
 
+// --scalar-kernels scores with the portable kernels: the same predictions,
+// and a ppl that differs from the SIMD kernels' only by their rounding.
+TEST_F(Cli, PplWithScalarKernels) {
+  const std::string text_path = dir_ + "/two.txt";
+  write_all(text_path, "Lily saw a big dog in the park. She was happy.\n\nBen had a toy car. He liked it a lot.\n");
+  std::map<std::string, double> simd, scalar;
+  Result a = run({"ppl", model_, "--text", text_path, "--json"});
+  Result b = run({"ppl", model_, "--text", text_path, "--json", "--scalar-kernels"});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  ASSERT_TRUE(Json(lines(a.out).back()).object(&simd));
+  ASSERT_TRUE(Json(lines(b.out).back()).object(&scalar));
+  EXPECT_EQ(simd["predictions"], scalar["predictions"]);
+  EXPECT_NEAR(simd["ppl"], scalar["ppl"], 0.01 * simd["ppl"]);
+}
+
 TEST_F(Cli, PplWithoutJsonPrintsNoJson) {
   const std::string text_path = dir_ + "/one.txt";
   write_all(text_path, "The sun was hot.\n");

@@ -21,6 +21,7 @@ int run_ppl(const Args& a) {
   stk_session_config cfg = STK_SESSION_CONFIG_INIT;
   cfg.n_threads = uint32_t(a.integer("--threads", 1, 1, 16));
   cfg.max_batch = 64;
+  if (a.has("--scalar-kernels")) cfg.flags |= STK_SESSION_SCALAR_KERNELS;
   if (a.has("--budget")) cfg.max_budget_bytes = parse_size(a.get("--budget"));
   host::SessionHandle session(model, cfg);
   // A BitStack model's weights are its fixed tensors plus the resident blocks.
@@ -66,6 +67,7 @@ const Command kPplCommand = {
         {"--budget", "SIZE", "BitStack RAM budget for weights (bytes, or KB/MB/KiB/MiB): the longest block prefix within it"},
         {"--stories", "A:B", "score only stories A..B-1 of FILE (e.g. 64: skips the first 64, used for calibration)"},
         {"--json", nullptr, "also print one JSON object as the last stdout line"},
+        {"--scalar-kernels", nullptr, "use the portable scalar kernels (slow): the ppl a device without SIMD kernels gets, and a reference for the SIMD kernels' rounding"},
         {"--tokenizer", "FILE", "llama2.c tokenizer.bin overriding the embedded one"},
     },
     run_ppl,

@@ -51,6 +51,7 @@
 
 #include "runtime/bitstack_format.h"
 #include "runtime/block_pool.h"
+#include "runtime/kernels/avx512_load16.h"
 #include "runtime/kernels/kernels.h"
 
 namespace stk {
@@ -65,16 +66,6 @@ constexpr uint32_t kBlocksPerTile = kTile / kBlock;  // 8
 constexpr uint32_t kMaxK = 4;                        // ranks per pass
 constexpr uint32_t kRowsAhead = 64;                   // sign rows prefetched ahead
 constexpr float kSumMax = 125.0f;                    // the largest one-signed sum of 4 z_q
-
-inline __mmask16 tail_mask16(uint32_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u); }
-
-inline __m512 load16(const uint16_t* p, uint32_t left) {
-  return _mm512_cvtph_ps(left >= 16 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
-                                    : _mm256_maskz_loadu_epi16(tail_mask16(left), p));
-}
-inline __m512 load16(const float* p, uint32_t left) {
-  return left >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(tail_mask16(left), p);
-}
 
 // A unit of tables: ranks kb..kb+K-1 of one block over one span of n <= kSpan
 // columns, for one token. Layout (64-byte aligned, at most kMaxUnitBytes):

@@ -38,6 +38,7 @@
 
 #include "runtime/bitstack_format.h"
 #include "runtime/block_pool.h"
+#include "runtime/kernels/avx512_load16.h"
 #include "runtime/kernels/kernels.h"
 
 namespace stk {
@@ -50,19 +51,6 @@ constexpr uint32_t kMaxK = 8;                             // ranks per pass over
 constexpr uint32_t kStripeBytes = 8192;                   // z_q of one stripe, all ranks of the pass
 constexpr uint32_t kMaxTileRanks = kStripeBytes / kTile;  // (tile, rank) pairs of a stripe
 static_assert(kStripeBytes >= kMaxK * kTile, "a stripe holds at least one tile at kMaxK ranks");
-
-inline __mmask16 tail_mask16(uint32_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u); }
-
-// 16 fp16 or f32 values, zeros past `left`. A masked load only when the mask
-// is partial: masked loads of U, V, s and x, made for every 16 values, took
-// about a sixth of this kernel's time on an AMD EPYC (stories110M shape).
-inline __m512 load16(const uint16_t* p, uint32_t left) {
-  return _mm512_cvtph_ps(left >= 16 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
-                                    : _mm256_maskz_loadu_epi16(tail_mask16(left), p));
-}
-inline __m512 load16(const float* p, uint32_t left) {
-  return left >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(tail_mask16(left), p);
-}
 
 // 64 sign bits of a row starting at byte `at`, reading only bytes < stride.
 inline uint64_t load_bits(const uint8_t* row, uint32_t at, uint32_t stride) {
