@@ -2,14 +2,15 @@
 // by table lookup on the packed sign bits and fp16 factors, never on a dense W.
 //
 // Why tables: the int8 kernel (bitstack_vnni.cpp) spends one vpdpbusd per
-// rank on every 64 sign bits of a row, K multiply-adds per weight. Here each
-// rank's z = v_k ⊙ s ⊙ x is first turned into tables of subset sums: for
-// every 4 columns, the 16 sums of z over each subset of them. A row's sum of
-// z over its + signs is then one table byte per 4 columns, and one vpermb
-// looks up 64 of them (16 rows x 16 columns) at once: per weight and rank a
-// quarter of the instructions, whatever the number of rows. On the 2-core
-// AMD EPYC (Zen 5) development VM, with blocks in L2, it ran 1.4-1.7x faster
-// than the vpdpbusd kernel at the stories110M shapes (ranks 3 and 4).
+// rank on every 64 sign bits of a row, plus the expansion of those bits to
+// bytes. Here each rank's z = v_k ⊙ s ⊙ x is first turned into tables of
+// subset sums: for every 4 columns, the 16 sums of z over each subset of
+// them. A row's sum of z over its + signs is then one table byte per 4
+// columns, and one vpermb looks up 64 of them (16 rows x 16 columns) at
+// once: per 256 weights and rank one vpermb and one vpdpbusd instead of four
+// vpdpbusd, plus index work that the ranks share. On the 2-core AMD EPYC
+// (Zen 5) development VM, with blocks in L2, it ran 1.3-1.9x faster than the
+// vpdpbusd kernel at the stories110M shapes (ranks 3 and 4), tables included.
 //
 //  - Tables: a 16-column block has 4 groups of 4 columns; its table for rank
 //    k is 64 int8 entries, entry 16 g + p = the sum of z_q over the columns of
@@ -19,7 +20,7 @@
 //    subset sum of the rounded z_q fits int8. That spends the int8 range on
 //    sums as they occur rather than on 4 x max|z| (about 3x finer on
 //    Gaussian z): stories260K's held-out ppl with this kernel is within 0.3%
-//    of the f32 kernel's at every budget measured (README).
+//    of the scalar kernels' at every budget measured (README).
 //  - Signs: the lookup needs, in byte 4j + g of a vector, the 4 sign bits of
 //    row j for group g, for 16 rows at once. The stored layout is one row
 //    after another, so 16 rows' 64-byte slices are transposed as 16 x 16
@@ -47,7 +48,6 @@
 // Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vbmi -mavx512vnni
 // -mfma -mf16c; filed only when the CPU has them.
 #include <immintrin.h>
-
 
 #include "runtime/bitstack_format.h"
 #include "runtime/block_pool.h"
