@@ -4,8 +4,10 @@
 # (so every row compares equal bytes), beside that model's own ppl, then the
 # BitStack minimum and full budgets; the last column is the same BitStack pack
 # with `--distill 40` (its factors and norms trained end to end over random
-# budgets). Calibration: the first 64 stories of the dev text (every model);
-# scoring: the rest.
+# budgets). Two more columns are packs with distillation at other design
+# depths (`--depth 1`: every block greedy; `--depth 4`; the default is 3).
+# Calibration: the first 64 stories of the dev text (every model); scoring:
+# the rest.
 #   scripts/table-bitstack.sh [BUILD_DIR] [FORMAT...]     (default: q8 q4k q4 q3k q3 q2k q2)
 # (STK=PATH runs that stk binary instead of BUILD_DIR/stk; THREADS=N scores with N threads.)
 set -euo pipefail
@@ -27,11 +29,13 @@ $stk pack tests/data/stories260K.bin "$out/f32.stk" --tokenizer tests/data/tok51
 f32=$(field ppl "$(score "$out/f32.stk")")
 $stk pack tests/data/stories260K.bin "$out/bs.stk" --tokenizer tests/data/tok512.bin --format bitstack "${calib[@]}" \
   --threads "$threads" >/dev/null 2>&1
-$stk pack tests/data/stories260K.bin "$out/bsd.stk" --tokenizer tests/data/tok512.bin --format bitstack "${calib[@]}" \
-  --threads "$threads" --distill 40 >/dev/null 2>&1
+for depth in 1 3 4; do
+  $stk pack tests/data/stories260K.bin "$out/bsd$depth.stk" --tokenizer tests/data/tok512.bin --format bitstack \
+    "${calib[@]}" --threads "$threads" --distill 40 --depth $depth >/dev/null 2>&1
+done
 echo "f32 ppl $f32" >&2
-echo "| weight bytes | low-bit model | its ppl | BitStack ppl at those bytes | BitStack + distillation |"
-echo "|---|---|---|---|---|"
+echo "| weight bytes | low-bit model | its ppl | BitStack ppl at those bytes | BitStack + distillation | --depth 1 + distillation | --depth 4 + distillation |"
+echo "|---|---|---|---|---|---|---|"
 pct() { awk -v p="$1" -v d="$f32" 'BEGIN{printf "%.3f (%+.0f%%)", p, 100*(p/d-1)}'; }
 for f in $formats; do
   $stk pack tests/data/stories260K.bin "$out/$f.stk" --tokenizer tests/data/tok512.bin --format "$f" "${calib[@]}" \
@@ -39,12 +43,17 @@ for f in $formats; do
   j=$(score "$out/$f.stk")
   wb=$(field weight_bytes "$j")
   b=$(score "$out/bs.stk" --budget "$wb")
-  d=$(score "$out/bsd.stk" --budget "$wb")
-  echo "| $wb | $f, calibrated ($(field linear_bpw "$j") bpw) | $(pct "$(field ppl "$j")") | $(pct "$(field ppl "$b")") | $(pct "$(field ppl "$d")") |"
+  d=()
+  for depth in 3 1 4; do d+=("$(pct "$(field ppl "$(score "$out/bsd$depth.stk" --budget "$wb")")")"); done
+  echo "| $wb | $f, calibrated ($(field linear_bpw "$j") bpw) | $(pct "$(field ppl "$j")") | $(pct "$(field ppl "$b")") | ${d[0]} | ${d[1]} | ${d[2]} |"
 done
 for b in min full; do
   budget=$($stk info "$out/bs.stk" | sed -nE "s/.*min budget ([0-9]+) bytes.*full budget ([0-9]+) bytes.*/\\$([ $b = min ] && echo 1 || echo 2)/p")
   j=$(score "$out/bs.stk" --budget "$budget")
-  d=$(score "$out/bsd.stk" --budget "$budget")
-  echo "| $budget | BitStack $b budget | | $(pct "$(field ppl "$j")") | $(pct "$(field ppl "$d")") |"
+  d=()
+  # (each pack's own full budget: its kind-1 blocks, and so its bytes, differ a little)
+  for depth in 3 1 4; do
+    d+=("$(pct "$(field ppl "$(score "$out/bsd$depth.stk" --budget "$([ $b = min ] && echo "$budget" || echo 1GiB)")")")")
+  done
+  echo "| $budget | BitStack $b budget | | $(pct "$(field ppl "$j")") | ${d[0]} | ${d[1]} | ${d[2]} |"
 done

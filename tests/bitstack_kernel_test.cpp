@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "runtime/bitstack_format.h"
@@ -188,6 +189,40 @@ TEST(BitStackDecompose, OutputFitLowersTheOutputErrorAtEveryBudget) {
     if (n == 1) EXPECT_LT(el, 1.1 * eo) << "look-ahead gives up little on the first block";
   }
   EXPECT_LT(log_ahead, log_greedy) << "look-ahead lowers the error of the larger budgets";
+}
+
+// --depth: the first D blocks fitted together as one D-bit quantizer leave
+// far less error after those D blocks than greedy blocks do, pay for it in
+// their shorter prefixes, and are still a valid stack: every block lowers
+// the error and the reported residuals are the dense blocks' output error.
+TEST(BitStackDecompose, DesignedStageBeatsGreedyBlocksAtItsDepth) {
+  const uint32_t rows = 40, cols = 48, iters = 6;
+  std::vector<double> a = random_matrix(rows, cols, 41);
+  const std::vector<float> w(a.begin(), a.end());
+  const std::vector<double> H = correlated_hessian(cols, 42);
+  BitStackHessian greedy;
+  greedy.h = H.data();
+  const auto by_block = bitstack_decompose(w.data(), rows, cols, iters, 1, nullptr, &greedy);
+  for (uint32_t depth : {2u, 3u, 4u}) {
+    BitStackHessian staged = greedy;
+    staged.depth = depth;
+    const auto designed = bitstack_decompose(w.data(), rows, cols, iters, 1, nullptr, &staged);
+    ASSERT_EQ(designed.size(), iters);
+    for (size_t n = 1; n <= iters; ++n) {
+      EXPECT_LT(designed[n - 1].residual_after, designed[n - 1].residual_before) << "depth " << depth << " block " << n;
+      EXPECT_NEAR(designed[n - 1].residual_after, output_error(w, designed, n, rows, cols, H),
+                  1e-6 * designed[0].residual_before) << "depth " << depth << " block " << n;
+    }
+    // Same bytes: both stacks' first `depth` blocks are block 0 plus copies of its magnitude or fresh factors;
+    // compare at the designed stack's bytes.
+    const uint64_t bytes = prefix_bytes(designed, depth, rows, cols);
+    EXPECT_LT(designed[depth - 1].residual_after, 0.85 * error_within(w, by_block, bytes, rows, cols, H))
+        << "depth " << depth << ": after the stage";
+    EXPECT_GT(designed[0].residual_after, by_block[0].residual_after) << "depth " << depth << ": block 0 alone";
+  }
+  BitStackHessian bad = greedy;
+  bad.depth = kBitStackMaxDepth + 1;
+  EXPECT_THROW(bitstack_decompose(w.data(), rows, cols, iters, 1, nullptr, &bad), std::invalid_argument);
 }
 
 // On a wide layer, deep blocks reuse block 0's magnitude (no factors of

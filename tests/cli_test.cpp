@@ -217,6 +217,10 @@ TEST_F(Cli, PackErrors) {
   expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", data_path("tok512.bin"), "--sparsity", "2:4",
                 "--distill", "4"},
                "--distill needs --calib");
+  // A BitStack design depth beyond the ladder's 6 levels.
+  expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", data_path("tok512.bin"), "--format",
+                "bitstack", "--depth", "7"},
+               "--depth must be in");
   EXPECT_FALSE(fs::exists(out));
   EXPECT_FALSE(fs::exists(out + ".tmp"));
 }

@@ -25,6 +25,26 @@ struct Fit {
   std::vector<double> u, v;  // [rank][rows], [rank][cols]
 };
 
+// The x in [lo, hi] minimising f by golden-section search (eight narrowing
+// steps), where the lower end lo itself also competes: lo is the greedy
+// choice and is kept unless an inner point is strictly better.
+template <class F>
+double golden_section_min(F&& f, double lo, double hi) {
+  const double phi = 0.6180339887498949;
+  double a = lo, b = hi, x1 = b - phi * (b - a), x2 = a + phi * (b - a);
+  double f1 = f(x1), f2 = f(x2), best_x = lo, best = f(lo);
+  for (int it = 0; it < 8; ++it) {
+    if (f1 < f2) {
+      b = x2, x2 = x1, f2 = f1, x1 = b - phi * (b - a), f1 = f(x1);
+    } else {
+      a = x1, x1 = x2, f1 = f2, x2 = a + phi * (b - a), f2 = f(x2);
+    }
+  }
+  if (f1 < best) best = f1, best_x = x1;
+  if (f2 < best) best = f2, best_x = x2;
+  return best_x;
+}
+
 // Output-error fitting of one block (BitStackHessian).
 class HessianFitter {
  public:
@@ -60,37 +80,54 @@ class HessianFitter {
   }
 
   // The block for residual R (steps 1-4 of BitStackHessian); `seed` makes
-  // the SVD deterministic.
+  // the SVD deterministic, `grid` is the depth of the ladder its signs are
+  // chosen on (choose_signs).
   // With `shape`, the magnitude is shape's times one scalar (a
   // kBitStackKindScaledFirst block), and so is the look-ahead's next block.
-  Fit fit_block(const std::vector<double>& R, uint64_t seed, const Fit* shape = nullptr, bool ahead = true) const {
+  Fit fit_block(const std::vector<double>& R, uint64_t seed, uint32_t grid, const Fit* shape = nullptr,
+                bool ahead = true) const {
     Fit f = shape ? scaled(R, *shape) : initial(R, seed);
-    refine(R, &f, shape != nullptr);
+    refine(R, &f, grid, shape != nullptr);
     if (!lookahead_ || !ahead) return f;
-    // Golden-section search for the scale g in [1, 2] on the two-prefix objective.
+    // The scale g in [1, 2] that is best on the two-prefix objective.
     std::vector<double> next(R.size());
     auto objective = [&](double g) {
       double e_now = 0;
       for (size_t i = 0; i < R.size(); ++i) next[i] = R[i] - g * f.s[i] * magnitude(f, uint32_t(i / cols_), uint32_t(i % cols_));
       e_now = error(next);
       Fit n = shape ? scaled(next, *shape) : initial(next, seed + 1000);
-      refine(next, &n, shape != nullptr);
+      refine(next, &n, std::max(grid, 2u) - 1, shape != nullptr);
       return std::log(std::max(e_now, 1e-300)) + std::log(std::max(block_error(next, n), 1e-300));
     };
-    const double phi = 0.6180339887498949;
-    double a = 1.0, b = 2.0, x1 = b - phi * (b - a), x2 = a + phi * (b - a);
-    double f1 = objective(x1), f2 = objective(x2), best_g = 1.0, best = objective(1.0);
-    for (int it = 0; it < 8; ++it) {
-      if (f1 < f2) {
-        b = x2, x2 = x1, f2 = f1, x1 = b - phi * (b - a), f1 = objective(x1);
-      } else {
-        a = x1, x1 = x2, f1 = f2, x2 = a + phi * (b - a), f2 = objective(x2);
-      }
-    }
-    if (f1 < best) best = f1, best_g = x1;
-    if (f2 < best) best = f2, best_g = x2;
+    const double best_g = golden_section_min(objective, 1.0, 2.0);
     for (double& u : f.u) u *= best_g;
     return f;
+  }
+
+  // The first block of a stage of `grid` blocks designed together (step 5 of
+  // BitStackHessian): f's magnitude times the g in [1, 2] that leaves the
+  // least output error once the stage's other grid - 1 blocks are fitted
+  // after it, its signs chosen on the grid-deep ladder of g times f's
+  // magnitude (no refit, which would pull g back to the one-block optimum).
+  Fit design_stage_start(const std::vector<double>& R, const Fit& f, uint32_t grid, uint64_t seed) const {
+    auto with_scale = [&](double g) {
+      Fit x = f;
+      for (double& u : x.u) u *= g;
+      choose_signs(R, &x, grid);
+      return x;
+    };
+    std::vector<double> next(R.size());
+    auto stage_error = [&](double g) {
+      const Fit x = with_scale(g);
+      subtract_block(R, x, &next);
+      for (uint32_t d = grid - 1; d >= 1; --d) {
+        const Fit n = fit_block(next, seed + 1000, d, nullptr, false);
+        subtract_block(next, n, &next);
+      }
+      return error(next);
+    };
+    const double best_g = golden_section_min(stage_error, 1.0, 2.0);
+    return with_scale(best_g);
   }
 
   // Signs of R and the rank-K SVD of |R|.
@@ -125,13 +162,14 @@ class HessianFitter {
     return f;
   }
 
-  // Improves f (initialised with signs and factors) for residual R; with
-  // scale_only the factors keep their shape and only their scale is refitted.
-  void refine(const std::vector<double>& R, Fit* f, bool scale_only = false) const {
+  // Improves f (initialised with signs and factors) for residual R, its signs
+  // chosen on a `grid`-deep ladder; with scale_only the factors keep their
+  // shape and only their scale is refitted.
+  void refine(const std::vector<double>& R, Fit* f, uint32_t grid, bool scale_only = false) const {
     Fit best = *f;
     double best_err = block_error(R, *f);
     for (uint32_t round = 0; round < rounds_; ++round) {
-      choose_signs(R, f);
+      choose_signs(R, f, grid);
       if (scale_only) {
         refit_scale(R, f);
       } else {
@@ -163,6 +201,24 @@ class HessianFitter {
     return total;
   }
 
+  // *out = R minus f's block (out may be &R).
+  void subtract_block(const std::vector<double>& R, const Fit& f, std::vector<double>* out) const {
+    out->resize(R.size());
+    for (size_t i = 0; i < R.size(); ++i) (*out)[i] = R[i] - f.s[i] * magnitude(f, uint32_t(i / cols_), uint32_t(i % cols_));
+  }
+
+  // The level of {sum_{j<depth} t_j m 2^-j : t_j = ±1} nearest to x, and in
+  // *top the sign t_0 of that level's first term.
+  static double nearest_ladder_level(double x, double m, uint32_t depth, int8_t* top) {
+    double best = HUGE_VAL, level = 0;
+    for (uint32_t code = 0; code < (1u << depth); ++code) {
+      double l = 0, step = m;
+      for (uint32_t j = 0; j < depth; ++j, step *= 0.5) l += (code >> j) & 1 ? step : -step;
+      if (std::fabs(x - l) < best) best = std::fabs(x - l), level = l, *top = (code & 1) ? 1 : -1;
+    }
+    return level;
+  }
+
   double magnitude(const Fit& f, uint32_t r, uint32_t c) const {
     double m = 0;
     for (uint32_t k = 0; k < rank_; ++k) m += f.u[size_t(k) * rows_ + r] * f.v[size_t(k) * cols_ + c];
@@ -179,19 +235,26 @@ class HessianFitter {
     return total;
   }
 
-  // GPTQ over the columns in perm_ order: each sign is the one that brings
-  // the magnitude closest to the compensated residual, whose error is then
-  // spread over the columns not yet decided.
-  void choose_signs(const std::vector<double>& R, Fit* f) const {
+  // GPTQ over the columns in perm_ order. With grid = 1 each sign is the
+  // one that brings the magnitude m closest to the compensated residual x.
+  // With grid = D > 1 the block is the first of D still to come: x is
+  // rounded to the nearest of the 2^D levels sum_j ±m 2^-j (j < D, the ladder
+  // the next blocks will complete), the sign is that level's top one, and
+  // the error fed forward is x minus that level, as if all D blocks were
+  // already in place. Either way the error is spread over the columns not
+  // yet decided.
+  void choose_signs(const std::vector<double>& R, Fit* f, uint32_t grid) const {
     std::vector<double> W = R, err(rows_);
     for (uint32_t i = 0; i < cols_; ++i) {
       const uint32_t c = perm_[i];
       const double uii = Uinv_[size_t(i) * cols_ + i];
       for (uint32_t r = 0; r < rows_; ++r) {
         const double m = magnitude(*f, r, c), x = W[size_t(r) * cols_ + c];
-        const int8_t sg = x * m >= 0 ? 1 : -1;
+        int8_t sg = x * m >= 0 ? 1 : -1;
+        double level = sg * m;
+        if (grid > 1) level = nearest_ladder_level(x, m, grid, &sg);
         f->s[size_t(r) * cols_ + c] = sg;
-        err[r] = (x - sg * m) / uii;
+        err[r] = (x - level) / uii;
       }
       for (uint32_t j = i + 1; j < cols_; ++j) {
         const double uij = Uinv_[size_t(i) * cols_ + j];
@@ -309,11 +372,16 @@ std::vector<BitStackBlock> bitstack_decompose_hessian(const float* w, uint32_t r
   bitstack_layout_kind(rows, cols, rank, kBitStackKindScaledFirst, &reuse);
   const uint64_t own_bytes = own.bytes, reuse_bytes = reuse.bytes;
   for (uint32_t it = 0; it < iters; ++it) {
-    // Block 0 stays greedy: it is every tensor's share of the minimum budget.
-    Fit f = fitter.fit_block(R, 1 + it, nullptr, it > 0);
+    // Blocks 0 .. depth-1 form the designed stage: block `it` is fitted on a
+    // ladder of the depth - it blocks still to come in it.
+    const uint32_t grid = o.depth > it ? o.depth - it : 1;
+    // Block 0 without a stage stays greedy: it is every tensor's share of
+    // the minimum budget.
+    Fit f = fitter.fit_block(R, 1 + it, grid, nullptr, it > 0 && grid == 1);
+    if (grid > 1) f = fitter.design_stage_start(R, f, grid, 1 + it);
     bool reuse = false;
     if (it > 0) {  // the scaled copy of block 0, if it removes more error per byte
-      const Fit g = fitter.fit_block(R, 1 + it, &first);
+      const Fit g = fitter.fit_block(R, 1 + it, grid, &first);
       const double per_byte_f = (before - fitter.block_error(R, f)) / double(own_bytes);
       const double per_byte_g = (before - fitter.block_error(R, g)) / double(reuse_bytes);
       if (per_byte_g > per_byte_f) f = g, reuse = true;
@@ -382,6 +450,10 @@ std::vector<BitStackBlock> bitstack_decompose(const float* w, uint32_t rows, uin
                                               const BitStackHessian* hessian) {
   if (rank == 0 || rank > kBitStackMaxRank || rank > std::min(rows, cols)) {
     throw std::invalid_argument("bitstack: rank " + std::to_string(rank) + " out of range");
+  }
+  if (hessian && (hessian->depth == 0 || hessian->depth > kBitStackMaxDepth)) {
+    throw std::invalid_argument("bitstack: depth " + std::to_string(hessian->depth) + " out of range 1.." +
+                                std::to_string(kBitStackMaxDepth));
   }
   if (hessian) return bitstack_decompose_hessian(w, rows, cols, iters, rank, *hessian);
   const size_t nw = size_t(rows) * cols;

@@ -180,6 +180,7 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
         for (uint32_t j = 0; j < t.cols; ++j) hs[size_t(i) * t.cols + j] /= s[i] * s[j];
       fit.h = hs.data();
       fit.rounds = o.fit_rounds;
+      fit.depth = o.depth;
     }
     d.blocks = bitstack_decompose(w.data(), t.rows, t.cols, o.iters, rank, cw.data(), fit.h ? &fit : nullptr);
     for (const BitStackBlock& b : d.blocks) {

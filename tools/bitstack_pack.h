@@ -45,6 +45,14 @@ struct BitStackPackOptions {
   // rather than to the weights.
   bool output_fit = true;
   uint32_t fit_rounds = 3;
+  // With calibration and output fitting: the first `depth` blocks of every
+  // matrix are fitted together as one depth-bit quantizer (step 5 of
+  // BitStackHessian), which serves the budgets where matrices hold about
+  // that many blocks or more; 1 = every block greedy, best for the smallest
+  // budgets. Default 3: on stories260K it is better than greedy blocks at
+  // every budget from the Q2 model's bytes up, and only the minimum budget
+  // (one block per matrix, far from usable either way) is worse.
+  uint32_t depth = 3;
   // With calibration: train the blocks' factors and the norms end to end
   // over random budgets for at most this many epochs (0 = off;
   // tools/bitstack_distill.h).

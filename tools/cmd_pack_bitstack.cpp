@@ -1,6 +1,7 @@
 // stk pack --format bitstack: the BitStack branch of `stk pack`.
 #include <cstdio>
 
+#include "tools/bitstack_decompose.h"
 #include "tools/bitstack_pack.h"
 #include "tools/calib.h"
 #include "tools/cli.h"
@@ -30,6 +31,7 @@ int run_pack_bitstack(const Args& a) {
     o.output_fit = f == "output";
   }
   o.fit_rounds = uint32_t(a.integer("--fit-rounds", 3, 1, 32));
+  o.depth = uint32_t(a.integer("--depth", o.depth, 1, host::kBitStackMaxDepth));
   if (o.order != "gain" && o.order != "uniform" && o.order != "measured") {
     throw UsageError("--order must be measured, gain or uniform");
   }
