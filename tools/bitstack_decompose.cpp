@@ -92,9 +92,8 @@ class HessianFitter {
     // The scale g in [1, 2] that is best on the two-prefix objective.
     std::vector<double> next(R.size());
     auto objective = [&](double g) {
-      double e_now = 0;
-      for (size_t i = 0; i < R.size(); ++i) next[i] = R[i] - g * f.s[i] * magnitude(f, uint32_t(i / cols_), uint32_t(i % cols_));
-      e_now = error(next);
+      subtract_block(R, f, &next, g);
+      const double e_now = error(next);
       Fit n = shape ? scaled(next, *shape) : initial(next, seed + 1000);
       refine(next, &n, std::max(grid, 2u) - 1, shape != nullptr);
       return std::log(std::max(e_now, 1e-300)) + std::log(std::max(block_error(next, n), 1e-300));
@@ -201,10 +200,10 @@ class HessianFitter {
     return total;
   }
 
-  // *out = R minus f's block (out may be &R).
-  void subtract_block(const std::vector<double>& R, const Fit& f, std::vector<double>* out) const {
+  // *out = R minus g times f's block (out may be &R).
+  void subtract_block(const std::vector<double>& R, const Fit& f, std::vector<double>* out, double g = 1.0) const {
     out->resize(R.size());
-    for (size_t i = 0; i < R.size(); ++i) (*out)[i] = R[i] - f.s[i] * magnitude(f, uint32_t(i / cols_), uint32_t(i % cols_));
+    for (size_t i = 0; i < R.size(); ++i) (*out)[i] = R[i] - g * f.s[i] * magnitude(f, uint32_t(i / cols_), uint32_t(i % cols_));
   }
 
   // The level of {sum_{j<depth} t_j m 2^-j : t_j = ±1} nearest to x, and in

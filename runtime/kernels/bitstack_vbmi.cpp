@@ -53,6 +53,7 @@
 #include "runtime/block_pool.h"
 #include "runtime/kernels/avx512_load16.h"
 #include "runtime/kernels/kernels.h"
+#include "runtime/kernels/prefetch_x86.h"
 
 namespace stk {
 namespace {
@@ -305,11 +306,7 @@ void rows_pass(const uint8_t* signs, uint32_t stride, uint32_t c0, uint32_t n, c
 // against 3.9-4.1 without, 2 threads 2.4-3.3 against 2.8-4.2.
 void prefetch_first_rows(const BitStackBlockView& bv, uint32_t c0, uint32_t n, uint32_t r0, uint32_t r1) {
   const uint32_t end = r1 - r0 < kRowsAhead ? r1 : r0 + kRowsAhead, bytes = (n + 7) / 8;
-  for (uint32_t r = r0; r < end; ++r) {
-    const char* p = reinterpret_cast<const char*>(bv.signs + size_t(r) * bv.sign_row_bytes + c0 / 8);
-    for (uint32_t o = 0; o < bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
-    _mm_prefetch(p + bytes - 1, _MM_HINT_T0);
-  }
+  for (uint32_t r = r0; r < end; ++r) prefetch_span(bv.signs + size_t(r) * bv.sign_row_bytes + c0 / 8, bytes);
 }
 
 // Ranks kb.. of block bv over span c0.. for rows [r0, r1) of one token.
