@@ -4,8 +4,8 @@
 # (so every row compares equal bytes), beside that model's own ppl, then the
 # BitStack minimum and full budgets; the last column is the same BitStack pack
 # with `--distill 40` (its factors and norms trained end to end over random
-# budgets). Two more columns are packs with distillation at other design
-# depths (`--depth 1`: every block greedy; `--depth 4`; the default is 3).
+# budgets). Three more columns are packs with distillation at other design
+# depths (`--depth 1`: every block greedy; 2; 4; the default is 3).
 # Calibration: the first 64 stories of the dev text (every model); scoring:
 # the rest.
 #   scripts/table-bitstack.sh [BUILD_DIR] [FORMAT...]     (default: q8 q4k q4 q3k q3 q2k q2)
@@ -29,31 +29,28 @@ $stk pack tests/data/stories260K.bin "$out/f32.stk" --tokenizer tests/data/tok51
 f32=$(field ppl "$(score "$out/f32.stk")")
 $stk pack tests/data/stories260K.bin "$out/bs.stk" --tokenizer tests/data/tok512.bin --format bitstack "${calib[@]}" \
   --threads "$threads" >/dev/null 2>&1
-for depth in 1 3 4; do
+for depth in 1 2 3 4; do
   $stk pack tests/data/stories260K.bin "$out/bsd$depth.stk" --tokenizer tests/data/tok512.bin --format bitstack \
     "${calib[@]}" --threads "$threads" --distill 40 --depth $depth >/dev/null 2>&1
 done
 echo "f32 ppl $f32" >&2
-echo "| weight bytes | low-bit model | its ppl | BitStack ppl at those bytes | BitStack + distillation | --depth 1 + distillation | --depth 4 + distillation |"
-echo "|---|---|---|---|---|---|---|"
+echo "| weight bytes | low-bit model | its ppl | BitStack ppl at those bytes | BitStack + distillation | --depth 1 + distillation | --depth 2 + distillation | --depth 4 + distillation |"
+echo "|---|---|---|---|---|---|---|---|"
 pct() { awk -v p="$1" -v d="$f32" 'BEGIN{printf "%.3f (%+.0f%%)", p, 100*(p/d-1)}'; }
+distilled() {  # distilled BUDGET -> " | ppl" per distilled pack, default depth first
+  for depth in 3 1 2 4; do printf ' | %s' "$(pct "$(field ppl "$(score "$out/bsd$depth.stk" --budget "$1")")")"; done
+}
 for f in $formats; do
   $stk pack tests/data/stories260K.bin "$out/$f.stk" --tokenizer tests/data/tok512.bin --format "$f" "${calib[@]}" \
     >/dev/null 2>&1
   j=$(score "$out/$f.stk")
   wb=$(field weight_bytes "$j")
   b=$(score "$out/bs.stk" --budget "$wb")
-  d=()
-  for depth in 3 1 4; do d+=("$(pct "$(field ppl "$(score "$out/bsd$depth.stk" --budget "$wb")")")"); done
-  echo "| $wb | $f, calibrated ($(field linear_bpw "$j") bpw) | $(pct "$(field ppl "$j")") | $(pct "$(field ppl "$b")") | ${d[0]} | ${d[1]} | ${d[2]} |"
+  echo "| $wb | $f, calibrated ($(field linear_bpw "$j") bpw) | $(pct "$(field ppl "$j")") | $(pct "$(field ppl "$b")")$(distilled "$wb") |"
 done
 for b in min full; do
   budget=$($stk info "$out/bs.stk" | sed -nE "s/.*min budget ([0-9]+) bytes.*full budget ([0-9]+) bytes.*/\\$([ $b = min ] && echo 1 || echo 2)/p")
   j=$(score "$out/bs.stk" --budget "$budget")
-  d=()
   # (each pack's own full budget: its kind-1 blocks, and so its bytes, differ a little)
-  for depth in 3 1 4; do
-    d+=("$(pct "$(field ppl "$(score "$out/bsd$depth.stk" --budget "$([ $b = min ] && echo "$budget" || echo 1GiB)")")")")
-  done
-  echo "| $budget | BitStack $b budget | | $(pct "$(field ppl "$j")") | ${d[0]} | ${d[1]} | ${d[2]} |"
+  echo "| $budget | BitStack $b budget | | $(pct "$(field ppl "$j")")$(distilled "$([ $b = min ] && echo "$budget" || echo 1GiB)") |"
 done

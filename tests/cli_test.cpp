@@ -217,6 +217,13 @@ TEST_F(Cli, PackErrors) {
   expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", data_path("tok512.bin"), "--sparsity", "2:4",
                 "--distill", "4"},
                "--distill needs --calib");
+  // The paper's load order scores calibration text; an unknown order.
+  expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", data_path("tok512.bin"), "--format",
+                "bitstack", "--order", "nll"},
+               "--order nll needs --calib");
+  expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", data_path("tok512.bin"), "--format",
+                "bitstack", "--order", "best"},
+               "--order must be");
   // A BitStack design depth beyond the ladder's 6 levels.
   expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", data_path("tok512.bin"), "--format",
                 "bitstack", "--depth", "7"},

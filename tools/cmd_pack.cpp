@@ -90,7 +90,7 @@ const Command kPackCommand = {
         {"--iters", "N", "bitstack: residual blocks per linear layer (default 8)"},
         {"--rank", "K", "bitstack: rank of each block's magnitude (default: per matrix, factors <= 1/8 of the sign bytes)"},
         {"--fixed-format", "F", "bitstack: format of the embedding/classifier (default q4k)"},
-        {"--order", "O", "bitstack: block load order: measured (default with --calib), gain (proxy) or uniform"},
+        {"--order", "O", "bitstack: block load order: measured (default with --calib), nll (the paper's measure; slow), gain (proxy) or uniform"},
         {"--alpha", "A", "bitstack: activation-scale exponent, s = E[x^2]^(A/2) (default 1; 0 = off)"},
         {"--fit", "output|weights", "bitstack with --calib: fit blocks to the layer's output error (default) or to its weights"},
         {"--fit-rounds", "N", "bitstack: sign/magnitude refinement rounds per block with --fit output (default 3)"},

@@ -32,9 +32,10 @@ int run_pack_bitstack(const Args& a) {
   }
   o.fit_rounds = uint32_t(a.integer("--fit-rounds", 3, 1, 32));
   o.depth = uint32_t(a.integer("--depth", o.depth, 1, host::kBitStackMaxDepth));
-  if (o.order != "gain" && o.order != "uniform" && o.order != "measured") {
-    throw UsageError("--order must be measured, gain or uniform");
+  if (o.order != "gain" && o.order != "uniform" && o.order != "measured" && o.order != "nll") {
+    throw UsageError("--order must be measured, nll, gain or uniform");
   }
+  if (o.order == "nll" && !a.has("--calib")) throw UsageError("--order nll needs --calib TEXT");
   if (a.has("--calib")) {
     const size_t n = size_t(a.integer("--calib-stories", 64, 1, 1000000));
     o.calib = host::story_range(host::split_stories(read_text_file(a.get("--calib"))), 0, n);
