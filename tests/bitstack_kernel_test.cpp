@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <stdexcept>
 #include <vector>
 
@@ -126,6 +127,13 @@ std::vector<double> correlated_hessian(uint32_t cols, uint32_t seed) {
   return H;
 }
 
+// An output-fitting problem: random weights (seed) and the correlated
+// second moments of their inputs (seed + 1).
+std::pair<std::vector<float>, std::vector<double>> output_fit_problem(uint32_t rows, uint32_t cols, uint32_t seed) {
+  const std::vector<double> a = random_matrix(rows, cols, seed);
+  return {std::vector<float>(a.begin(), a.end()), correlated_hessian(cols, seed + 1)};
+}
+
 // sum_r e_r H e_r^T of e = w - (sum of the first `n` blocks), from the dense blocks.
 double output_error(const std::vector<float>& w, const std::vector<BitStackBlock>& blocks, size_t n, uint32_t rows,
                     uint32_t cols, const std::vector<double>& H) {
@@ -157,9 +165,7 @@ double error_within(const std::vector<float>& w, const std::vector<BitStackBlock
 
 TEST(BitStackDecompose, OutputFitLowersTheOutputErrorAtEveryBudget) {
   const uint32_t rows = 40, cols = 48, iters = 6;
-  std::vector<double> a = random_matrix(rows, cols, 11);
-  const std::vector<float> w(a.begin(), a.end());
-  const std::vector<double> H = correlated_hessian(cols, 12);
+  const auto [w, H] = output_fit_problem(rows, cols, 11);
   std::vector<double> diag(cols);
   for (uint32_t j = 0; j < cols; ++j) diag[j] = H[size_t(j) * cols + j];
   const auto by_weights = bitstack_decompose(w.data(), rows, cols, iters, 1, diag.data());
@@ -197,9 +203,7 @@ TEST(BitStackDecompose, OutputFitLowersTheOutputErrorAtEveryBudget) {
 // the error and the reported residuals are the dense blocks' output error.
 TEST(BitStackDecompose, DesignedStageBeatsGreedyBlocksAtItsDepth) {
   const uint32_t rows = 40, cols = 48, iters = 6;
-  std::vector<double> a = random_matrix(rows, cols, 41);
-  const std::vector<float> w(a.begin(), a.end());
-  const std::vector<double> H = correlated_hessian(cols, 42);
+  const auto [w, H] = output_fit_problem(rows, cols, 41);
   BitStackHessian greedy;
   greedy.h = H.data();
   const auto by_block = bitstack_decompose(w.data(), rows, cols, iters, 1, nullptr, &greedy);
@@ -231,9 +235,7 @@ TEST(BitStackDecompose, DesignedStageBeatsGreedyBlocksAtItsDepth) {
 // what the reported residuals say.
 TEST(BitStackDecompose, DeepBlocksOfWideLayersReuseBlockZerosMagnitude) {
   const uint32_t rows = 96, cols = 64, iters = 8;
-  std::vector<double> a = random_matrix(rows, cols, 31);
-  const std::vector<float> w(a.begin(), a.end());
-  const std::vector<double> H = correlated_hessian(cols, 32);
+  const auto [w, H] = output_fit_problem(rows, cols, 31);
   BitStackHessian fit;
   fit.h = H.data();
   const auto blocks = bitstack_decompose(w.data(), rows, cols, iters, 1, nullptr, &fit);

@@ -42,7 +42,7 @@ uint32_t bitstack_default_rank(uint32_t rows, uint32_t cols);
 //   own; the candidate that removes more output error per byte is kept. On
 //   stories260K's wide layers this halves the bytes of deep blocks' factors
 //   at the same error; on small ones fresh factors win.)
-//   4. look-ahead (blocks after the designed stage of 5): the block's
+//   4. look-ahead (the blocks after block 0 and after step 5's stage): the block's
 //      magnitude is scaled by the g >= 1 that minimises log E(this prefix)
 //      + log E(the next prefix), the next block fitted as in 1-3. A greedy
 //      block (g = 1) leaves a residual that sign planes fit poorly (many
