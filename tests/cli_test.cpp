@@ -217,6 +217,14 @@ TEST_F(Cli, PackErrors) {
   expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", data_path("tok512.bin"), "--sparsity", "2:4",
                 "--distill", "4"},
                "--distill needs --calib");
+  // Sampled stories are distillation text: without --distill they would do nothing.
+  for (const std::vector<std::string> format : {std::vector<std::string>{"--format", "q4k"},
+                                                {"--format", "bitstack"}, {"--sparsity", "2:4"}}) {
+    std::vector<std::string> args = {"pack", data_path("stories260K.bin"), out, "--tokenizer", data_path("tok512.bin"),
+                                     "--calib", data_path("tinystories_valid_dev.txt"), "--distill-samples", "8"};
+    args.insert(args.end(), format.begin(), format.end());
+    expect_error(args, "--distill-samples needs --distill");
+  }
   // The paper's load order scores calibration text; an unknown order.
   expect_error({"pack", data_path("stories260K.bin"), out, "--tokenizer", data_path("tok512.bin"), "--format",
                 "bitstack", "--order", "nll"},

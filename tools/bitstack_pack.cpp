@@ -11,6 +11,7 @@
 #include "runtime/bitstack_format.h"
 #include "tools/bitstack_decompose.h"
 #include "tools/bitstack_distill.h"
+#include "tools/teacher_samples.h"
 #include "c_api/stackrt_internal.h"
 #include "runtime/bitstack_index.h"
 #include "tools/memory_model.h"
@@ -324,7 +325,7 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
     dopt.log = o.log;
     // (Tokenized by an f32 pack: pm has no blocks yet, so it is not a loadable model.)
     distill_bitstack(hm, student, stacked, load_order,
-                     tokenize_stories(pack_uniform(hm, pm.tokenizer_section, WeightFormat::F32), o.calib), dopt);
+                     distill_sequences(hm, pm.tokenizer_section, o.calib, o.distill_samples, o.threads), dopt);
     for (size_t i = 0; i < m.tensors.size(); ++i)
       if (m.tensors[i].rows == 1)
         pm.tensors[i].data = encode_weights(student.tensors[i].data.data(), 1, m.tensors[i].cols, WeightFormat::F32,

@@ -67,6 +67,9 @@ struct BitStackPackOptions {
   // over random budgets for at most this many epochs (0 = off;
   // tools/bitstack_distill.h).
   uint32_t distill_epochs = 0;
+  // Stories sampled from the f32 model that distillation trains on besides
+  // the calibration stories (tools/teacher_samples.h).
+  uint32_t distill_samples = 0;
   std::function<void(const std::string&)> log;
 };
 

@@ -45,6 +45,8 @@ int run_pack_bitstack(const Args& a) {
   }
   o.distill_epochs = uint32_t(a.integer("--distill", 0, 0, 1000));
   if (o.distill_epochs > 0 && o.calib.empty()) throw UsageError("--distill needs --calib TEXT");
+  o.distill_samples = uint32_t(a.integer("--distill-samples", 0, 0, 1000000));
+  if (o.distill_samples > 0 && o.distill_epochs == 0) throw UsageError("--distill-samples needs --distill EPOCHS");
   o.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
   host::PackedModel pm = host::pack_bitstack(hm, std::move(tok), o);
   std::vector<uint8_t> bytes = host::serialize_stk(pm);

@@ -15,6 +15,7 @@
 #include "runtime/weights.h"
 #include "tools/calib.h"
 #include "tools/distill.h"
+#include "tools/teacher_samples.h"
 #include "tools/gptq.h"
 #include "tools/kl_probe.h"
 #include "tools/quantize.h"
@@ -358,7 +359,8 @@ void distill_quantized(const HostModel& model, const PackPlanOptions& o, std::ve
   d.max_epochs = o.distill_epochs;
   d.threads = o.threads;
   d.log = o.log;
-  distill(model, student, trainable, tokenize_stories(*pm, o.calib), d, project);
+  distill(model, student, trainable, distill_sequences(model, pm->tokenizer_section, o.calib, o.distill_samples, o.threads), d,
+          project);
   for (size_t i = 0; i < nt; ++i) {
     const HostTensor& t = student.tensors[i];
     if (trainable[i].empty()) continue;

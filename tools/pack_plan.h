@@ -39,6 +39,9 @@ struct PackPlanOptions {
   // vectors of a quantized model; the kept weights and the norms of a pruned
   // one.
   uint32_t distill_epochs = 0;
+  // Stories sampled from the f32 model that distillation trains on besides
+  // the calibration stories (tools/teacher_samples.h).
+  uint32_t distill_samples = 0;
   std::function<void(const std::string&)> log;  // progress lines (optional)
 };
 

@@ -15,6 +15,7 @@
 #include "runtime/weights.h"
 #include "c_api/stackrt_internal.h"
 #include "tools/distill.h"
+#include "tools/teacher_samples.h"
 #include "tools/linalg.h"
 #include "tools/memory_model.h"
 #include "tools/quantize.h"
@@ -487,7 +488,8 @@ void distill_pruned(const HostModel& dense, HostModel& student, const std::vecto
   opt.max_epochs = plan.distill_epochs;
   opt.threads = plan.threads;
   opt.log = plan.log;
-  distill(dense, student, trainable, tokenize_stories(*pm, plan.calib), opt);
+  distill(dense, student, trainable,
+          distill_sequences(dense, pm->tokenizer_section, plan.calib, plan.distill_samples, plan.threads), opt);
   for (size_t i = 0; i < student.tensors.size(); ++i) {
     const HostTensor& t = student.tensors[i];
     if (patterns[i].sparse()) {
