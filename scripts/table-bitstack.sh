@@ -2,10 +2,11 @@
 # Prints the README's BitStack table for stories260K: held-out story ppl of
 # one BitStack pack at the weight bytes of each calibrated low-bit model
 # (so every row compares equal bytes), beside that model's own ppl, then the
-# BitStack minimum and full budgets; the last column is the same BitStack pack
-# with `--distill 40` (its factors and norms trained end to end over random
-# budgets). Three more columns are packs with distillation at other design
-# depths (`--depth 1`: every block greedy; 2; 4; the default is 3).
+# BitStack minimum and full budgets. Then the same pack with `--distill 40`
+# (its factors and norms trained end to end over random budgets), once on the
+# calibration stories alone and once with `--distill-samples 192` (192 more
+# stories written by the f32 model); then packs distilled with samples at
+# other design depths (`--depth 1`: every block greedy; 2; 4; the default is 3).
 # Calibration: the first 64 stories of the dev text (every model); scoring:
 # the rest.
 #   scripts/table-bitstack.sh [BUILD_DIR] [FORMAT...]     (default: q8 q4k q4 q3k q3 q2k q2)
@@ -29,16 +30,18 @@ $stk pack tests/data/stories260K.bin "$out/f32.stk" --tokenizer tests/data/tok51
 f32=$(field ppl "$(score "$out/f32.stk")")
 $stk pack tests/data/stories260K.bin "$out/bs.stk" --tokenizer tests/data/tok512.bin --format bitstack "${calib[@]}" \
   --threads "$threads" >/dev/null 2>&1
+$stk pack tests/data/stories260K.bin "$out/bsd.stk" --tokenizer tests/data/tok512.bin --format bitstack \
+  "${calib[@]}" --threads "$threads" --distill 40 >/dev/null 2>&1
 for depth in 1 2 3 4; do
   $stk pack tests/data/stories260K.bin "$out/bsd$depth.stk" --tokenizer tests/data/tok512.bin --format bitstack \
-    "${calib[@]}" --threads "$threads" --distill 40 --depth $depth >/dev/null 2>&1
+    "${calib[@]}" --threads "$threads" --distill 40 --distill-samples 192 --depth $depth >/dev/null 2>&1
 done
 echo "f32 ppl $f32" >&2
-echo "| weight bytes | low-bit model | its ppl | BitStack ppl at those bytes | BitStack + distillation | --depth 1 + distillation | --depth 2 + distillation | --depth 4 + distillation |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| weight bytes | low-bit model | its ppl | BitStack ppl at those bytes | + distillation | + distillation with samples | --depth 1, same | --depth 2, same | --depth 4, same |"
+echo "|---|---|---|---|---|---|---|---|---|"
 pct() { awk -v p="$1" -v d="$f32" 'BEGIN{printf "%.3f (%+.0f%%)", p, 100*(p/d-1)}'; }
-distilled() {  # distilled BUDGET -> " | ppl" per distilled pack, default depth first
-  for depth in 3 1 2 4; do printf ' | %s' "$(pct "$(field ppl "$(score "$out/bsd$depth.stk" --budget "$1")")")"; done
+distilled() {  # distilled BUDGET -> " | ppl" per distilled pack: without samples, then with, default depth first
+  for pack in bsd bsd3 bsd1 bsd2 bsd4; do printf ' | %s' "$(pct "$(field ppl "$(score "$out/$pack.stk" --budget "$1")")")"; done
 }
 for f in $formats; do
   $stk pack tests/data/stories260K.bin "$out/$f.stk" --tokenizer tests/data/tok512.bin --format "$f" "${calib[@]}" \

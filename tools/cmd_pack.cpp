@@ -88,7 +88,7 @@ const Command kPackCommand = {
         {"--sparsity", "N:M", "prune every attention and MLP matrix to N:M (1 <= N < M <= 16) along the input; kept values in --format (f32, q8, q4...)"},
         {"--prune", "METHOD", "sparsity: magnitude (default), wanda or sparsegpt (these two need --calib)"},
         {"--distill", "EPOCHS", "with --calib: afterwards train end to end towards the f32 model on the calibration text, at most EPOCHS passes (low-bit: codes on their group grid and norms; sparse: kept weights and norms; bitstack: block factors and norms, over random budgets)"},
-        {"--distill-samples", "N", "with --distill: also train on N stories sampled from the f32 model (temperature 1, seed 1), for more text than the calibration file holds (default 0)"},
+        {"--distill-samples", "N", "with --distill: also train on N stories sampled from the f32 model (temperature 1, seed 1), for more text than the calibration file holds (default 0; on stories260K 192 took --bpw 3.0 from +97% to +39% of f32 ppl, see README)"},
         {"--sparse-layer", "PATTERN=N:M", "sparsity for matrices matching the glob ('dense' keeps them dense); repeatable, last wins"},
         {"--iters", "N", "bitstack: residual blocks per linear layer (default 8)"},
         {"--rank", "K", "bitstack: rank of each block's magnitude (default: per matrix, factors <= 1/8 of the sign bytes)"},
