@@ -208,9 +208,7 @@ inline void chunk(__m512i v, uint32_t c, uint32_t j, const TokenPrep* P, const _
   }
 }
 
-// Decode prefetch distance in code bytes (prefetches never fault, so running
-// past the tensor is harmless).
-constexpr uint32_t kAhead = 4096;
+// kAhead, the decode prefetch distance, comes with lowbit_x86.inl.
 
 template <int Bits, bool Ternary, int NT>
 void rows(const WeightView& w, const LowbitLayout& L, const StripeArgs& sa, uint32_t r0, uint32_t r1) {

@@ -23,6 +23,7 @@
 
 #include "runtime/kernels/avx2_hsum.h"
 #include "runtime/kernels/kernels.h"
+#include "runtime/kernels/prefetch_x86.h"
 #include "runtime/lowbit.h"
 
 namespace stk {
@@ -127,6 +128,7 @@ constexpr uint32_t kLane[8] = {0, 4, 1, 5, 2, 6, 3, 7};
 // rows go in stripes (a multiple of 8 blocks; stripes need not align with groups).
 constexpr uint32_t kStripe = 512;
 constexpr int kTile = 4;  // tokens sharing each decoded block pair
+constexpr uint32_t kAhead = 4096;  // decode prefetch distance in code bytes (prefetches never fault)
 
 // Per token and stripe, per block in kOrder within each 8: xs (the
 // activation scale of its group of 32) and the sum of its activations;
@@ -184,6 +186,9 @@ void rows(const WeightView& w, const LowbitKLayout& L, const StripeArgs& sa, uin
   const uint32_t steps = (sa.nbs + 7) / 8;
   const __m256i ones16 = _mm256_set1_epi16(1);
   for (uint32_t r = r0; r < r1; ++r) {
+    if (sa.b0 == 0 && r + kSideRowsAhead < w.rows) {  // a row's scales, once (prefetch_x86.h)
+      prefetch_span(w.data + L.scales_offset + uint64_t(r + kSideRowsAhead) * L.row_scale_bytes, L.row_scale_bytes);
+    }
     const uint8_t* codes = w.data + uint64_t(r) * L.row_code_bytes + uint64_t(sa.b0) * BB;
     const uint8_t* ep = w.data + L.scales_offset + uint64_t(r) * L.row_scale_bytes;
     const uint8_t* zp = ep + ng;
@@ -200,6 +205,7 @@ void rows(const WeightView& w, const LowbitKLayout& L, const StripeArgs& sa, uin
           Ternary ? _mm256_set1_ps(1.0f)
                   : _mm256_permutevar8x32_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(load_u8x8(zp + g0, ng - g0)), unit), expand[at]);
       const uint8_t* ck = codes + uint64_t(b) * BB;
+      if (NT == 1) _mm_prefetch(reinterpret_cast<const char*>(ck + kAhead), _MM_HINT_T0);  // decode: memory-bound
       alignas(32) uint8_t tmp[8 * BB];
       if (nblk < 8) {  // the stripe's last < 8 blocks: codes past them are never read, they decode as 0
         std::memset(tmp, 0, sizeof tmp);

@@ -47,6 +47,7 @@ namespace {
 
 constexpr uint32_t kStripe = 512;  // blocks (8192 columns), a multiple of 16
 constexpr int kTile = 4;           // tokens per pass over a row
+constexpr uint32_t kAhead = 4096;  // decode prefetch distance in code bytes (prefetches never fault)
 
 inline __mmask64 mask64(uint64_t n) { return n >= 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1; }
 inline __mmask16 mask16(uint32_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
@@ -277,7 +278,11 @@ void rows(const WeightView& w, const LowbitKLayout& L, const Consts& C, const St
                                 : _mm512_permutexvar_ps(
                                       gi, _mm512_mul_ps(_mm512_cvtepi32_ps(load_codes(zp + base, G.full, ng - base)), C.unit));
       for (int t = 0; t < NT; ++t) dx[t] = _mm512_mul_ps(dg, _mm512_load_ps(P[t].xs + k * 16));
-      step<Bits, NT>(codes + uint64_t(k) * 16 * BB, k, k < full ? 16 : rest, zu, dx, P, acc, acc2);
+      const uint8_t* ck = codes + uint64_t(k) * 16 * BB;
+      if (NT == 1) {  // decode: memory-bound; keep more misses in flight than the hardware prefetcher does
+        for (uint32_t o = 0; o < 16 * BB; o += 64) _mm_prefetch(reinterpret_cast<const char*>(ck + kAhead + o), _MM_HINT_T0);
+      }
+      step<Bits, NT>(ck, k, k < full ? 16 : rest, zu, dx, P, acc, acc2);
     }
     for (int t = 0; t < NT; ++t) {
       const float part = _mm512_reduce_add_ps(_mm512_add_ps(acc[t], acc2[t]));
