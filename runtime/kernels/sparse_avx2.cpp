@@ -8,12 +8,15 @@
 #include <immintrin.h>
 
 #include "runtime/kernels/avx2_hsum.h"
+#include "runtime/kernels/prefetch_x86.h"
 #include "runtime/kernels/sparse_x86_common.h"
 
 namespace stk {
 namespace {
 
 using namespace sparse_x86;
+
+constexpr uint32_t kAhead = 4096;  // decode prefetch distance in value bytes (prefetches never fault)
 
 // Load of up to 8 floats, zeros past `left`.
 inline __m256 load_part(const float* x, int64_t left) {
@@ -65,8 +68,19 @@ void rows_tile(const Plan& p, const Activations& a, uint32_t t0, float* y, size_
   const float* xs[NT];
   for (int t = 0; t < NT; ++t) xs[t] = a.x + size_t(t0 + t) * a.ldx;
   const __m256i last = _mm256_set1_epi32(int32_t(cols - 1));
+  // Value and index bytes per chunk, for the decode prefetch.
+  const uint32_t vb = p.vf == ValueKind::F32 ? 32 : p.vf == ValueKind::Q8 ? 8 : 4, ib = p.L.bits;
   for (uint32_t r = r0; r < r1; ++r) {
+    if (r + kSideRowsAhead < p.v.rows && p.vf != ValueKind::F32) {  // a row's scales, once (prefetch_x86.h)
+      const uint32_t ra = r + kSideRowsAhead;
+      if (p.vf == ValueKind::Q8) {
+        prefetch_span(p.q8_scales(ra), uint64_t(q8_groups_per_row(p.L.kept)) * 2);
+      } else {
+        prefetch_span(p.q4_scales(ra), p.LB.row_scale_bytes);
+      }
+    }
     const uint8_t* idx_row = p.index_row(r);
+    const uint8_t* val_row = p.value_row(r);
     __m256 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     uint32_t g0 = 0, rem = 0;  // first group of the chunk, kept values before it in that group
@@ -77,6 +91,10 @@ void rows_tile(const Plan& p, const Activations& a, uint32_t t0, float* y, size_
     __m256 q4_d = _mm256_setzero_ps(), q4_m = q4_d;
     uint32_t q4_end = 0;  // kept index where the current value group ends
     for (uint32_t c = 0; c < p.chunks; ++c) {
+      if (NT == 1) {  // decode: memory-bound; one prefetch per new cache line of each stream
+        if ((c * vb) % 64 < vb) _mm_prefetch(reinterpret_cast<const char*>(val_row + uint64_t(c) * vb + kAhead), _MM_HINT_T0);
+        if ((c * ib) % 64 < ib) _mm_prefetch(reinterpret_cast<const char*>(idx_row + uint64_t(c) * ib + kAhead / 4), _MM_HINT_T0);
+      }
       const __m256i off = offsets(p, idx_row, c, rem);
       if (p.vf == ValueKind::Q4 && c * 8 == q4_end) {
         const uint32_t g = c * 8 / p.LB.group;
