@@ -323,7 +323,6 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
     dopt.max_epochs = o.distill_epochs;
     dopt.threads = o.threads;
     dopt.log = o.log;
-    // (Tokenized by an f32 pack: pm has no blocks yet, so it is not a loadable model.)
     distill_bitstack(hm, student, stacked, load_order,
                      distill_sequences(hm, pm.tokenizer_section, o.calib, o.distill_samples, o.threads), dopt);
     for (size_t i = 0; i < m.tensors.size(); ++i)

@@ -5,9 +5,8 @@
 #include "tools/commands.h"
 #include "tools/llama2c_import.h"
 #include "tools/pack.h"
+#include "tools/pack_flags.h"
 #include "tools/pack_plan.h"
-#include "tools/calib.h"
-#include "tools/story_ppl.h"
 #include "tools/quantize.h"
 #include "tools/stk_writer.h"
 
@@ -41,15 +40,10 @@ int run_pack(const Args& a) {
     o.joint_evals = uint32_t(a.integer("--bpw-search", 0, 0, 100000));
     if (a.has("--bpw-candidates")) o.candidates = host::parse_format_list(a.get("--bpw-candidates"));
     o.threads = uint32_t(a.integer("--threads", 1, 1, 16));
-    if (a.has("--calib")) {
-      const size_t n = size_t(a.integer("--calib-stories", 64, 1, 1000000));
-      o.calib = host::story_range(host::split_stories(read_text_file(a.get("--calib"))), 0, n);
-      if (o.calib.empty()) throw std::runtime_error(a.get("--calib") + ": no calibration stories");
-    }
-    o.distill_epochs = uint32_t(a.integer("--distill", 0, 0, 1000));
-    if (o.distill_epochs > 0 && o.calib.empty()) throw UsageError("--distill needs --calib TEXT");
-    o.distill_samples = uint32_t(a.integer("--distill-samples", 0, 0, 1000000));
-    if (o.distill_samples > 0 && o.distill_epochs == 0) throw UsageError("--distill-samples needs --distill EPOCHS");
+    CalibFlags cf = parse_calib_flags(a);
+    o.calib = std::move(cf.calib);
+    o.distill_epochs = cf.distill_epochs;
+    o.distill_samples = cf.distill_samples;
     const std::string groups = a.get("--gptq-groups", "static");
     if (groups != "static" && groups != "dynamic") throw UsageError("--gptq-groups expects static or dynamic");
     o.gptq.dynamic_groups = groups == "dynamic";

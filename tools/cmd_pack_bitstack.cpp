@@ -3,12 +3,11 @@
 
 #include "tools/bitstack_decompose.h"
 #include "tools/bitstack_pack.h"
-#include "tools/calib.h"
 #include "tools/cli.h"
 #include "tools/llama2c_import.h"
 #include "tools/pack.h"
+#include "tools/pack_flags.h"
 #include "tools/quantize.h"
-#include "tools/story_ppl.h"
 
 namespace stk::cli {
 
@@ -36,17 +35,13 @@ int run_pack_bitstack(const Args& a) {
     throw UsageError("--order must be measured, nll, gain or uniform");
   }
   if (o.order == "nll" && !a.has("--calib")) throw UsageError("--order nll needs --calib TEXT");
-  if (a.has("--calib")) {
-    const size_t n = size_t(a.integer("--calib-stories", 64, 1, 1000000));
-    o.calib = host::story_range(host::split_stories(read_text_file(a.get("--calib"))), 0, n);
-    if (o.calib.empty()) throw std::runtime_error(a.get("--calib") + ": no calibration stories");
-  } else {
+  CalibFlags cf = parse_calib_flags(a);
+  o.calib = std::move(cf.calib);
+  o.distill_epochs = cf.distill_epochs;
+  o.distill_samples = cf.distill_samples;
+  if (o.calib.empty()) {
     std::fprintf(stderr, "warning: no --calib: no activation scaling, blocks ordered by unweighted residual\n");
   }
-  o.distill_epochs = uint32_t(a.integer("--distill", 0, 0, 1000));
-  if (o.distill_epochs > 0 && o.calib.empty()) throw UsageError("--distill needs --calib TEXT");
-  o.distill_samples = uint32_t(a.integer("--distill-samples", 0, 0, 1000000));
-  if (o.distill_samples > 0 && o.distill_epochs == 0) throw UsageError("--distill-samples needs --distill EPOCHS");
   o.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
   host::PackedModel pm = host::pack_bitstack(hm, std::move(tok), o);
   std::vector<uint8_t> bytes = host::serialize_stk(pm);

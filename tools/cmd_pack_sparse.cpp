@@ -2,10 +2,9 @@
 #include <cstdio>
 
 #include "runtime/weights.h"
-#include "tools/calib.h"
 #include "tools/commands.h"
+#include "tools/pack_flags.h"
 #include "tools/prune.h"
-#include "tools/story_ppl.h"
 
 namespace stk::cli {
 
@@ -15,15 +14,10 @@ int run_pack_sparse(const Args& a, host::HostModel& hm, std::vector<uint8_t> tok
   o.base = host::parse_format_spec(a.get("--format", "q8"));
   for (const std::string& r : a.all("--layer")) o.rules.push_back(host::parse_layer_rule(r));
   o.threads = uint32_t(a.integer("--threads", 1, 1, 16));
-  if (a.has("--calib")) {
-    const size_t n = size_t(a.integer("--calib-stories", 64, 1, 1000000));
-    o.calib = host::story_range(host::split_stories(read_text_file(a.get("--calib"))), 0, n);
-    if (o.calib.empty()) throw std::runtime_error(a.get("--calib") + ": no calibration stories");
-  }
-  o.distill_epochs = uint32_t(a.integer("--distill", 0, 0, 1000));
-  if (o.distill_epochs > 0 && o.calib.empty()) throw UsageError("--distill needs --calib TEXT");
-  o.distill_samples = uint32_t(a.integer("--distill-samples", 0, 0, 1000000));
-  if (o.distill_samples > 0 && o.distill_epochs == 0) throw UsageError("--distill-samples needs --distill EPOCHS");
+  CalibFlags cf = parse_calib_flags(a);
+  o.calib = std::move(cf.calib);
+  o.distill_epochs = cf.distill_epochs;
+  o.distill_samples = cf.distill_samples;
   o.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
   host::SparsePackOptions sp;
   sp.pattern = host::parse_sparsity(a.get("--sparsity"));

@@ -322,7 +322,10 @@ double kl_sum(const Tape& tape, uint32_t vocab, const std::vector<float>& teache
 }  // namespace
 
 std::vector<std::vector<int32_t>> tokenize_stories(const PackedModel& model, const std::vector<std::string>& stories) {
-  MemoryModel mm(serialize_stk(model));
+  return tokenize_stories(MemoryModel(serialize_stk(model)), stories);
+}
+
+std::vector<std::vector<int32_t>> tokenize_stories(const MemoryModel& mm, const std::vector<std::string>& stories) {
   const size_t max_len = mm.info().seq_len;
   std::vector<std::vector<int32_t>> out;
   stk_message m{};

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "tools/host_model.h"
+#include "tools/memory_model.h"
 #include "tools/stk_writer.h"
 
 namespace stk::host {
@@ -33,6 +34,7 @@ double kl_loss_and_gradients(const HostModel& student, const std::vector<int32_t
 // The stories tokenized with `model`'s tokenizer (BOS first), each cut to the
 // context length; empty ones are left out.
 std::vector<std::vector<int32_t>> tokenize_stories(const PackedModel& model, const std::vector<std::string>& stories);
+std::vector<std::vector<int32_t>> tokenize_stories(const MemoryModel& model, const std::vector<std::string>& stories);
 
 // The floats a packed tensor stands for, decoded by the runtime's own
 // weight_dequantize_row. BitStack tensors are refused.

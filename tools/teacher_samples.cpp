@@ -11,7 +11,11 @@ namespace stk::host {
 
 std::vector<std::vector<int32_t>> sample_stories(const PackedModel& dense, uint32_t count, uint64_t seed,
                                                  uint32_t threads) {
-  MemoryModel mm(serialize_stk(dense));
+  return sample_stories(MemoryModel(serialize_stk(dense)), count, seed, threads);
+}
+
+std::vector<std::vector<int32_t>> sample_stories(const MemoryModel& mm, uint32_t count, uint64_t seed,
+                                                 uint32_t threads) {
   const stk_model_info& info = mm.info();
   std::vector<std::vector<int32_t>> out(count);
   // One single-threaded session per worker: sampling is token by token, so
@@ -43,7 +47,7 @@ std::vector<std::vector<int32_t>> sample_stories(const PackedModel& dense, uint3
 std::vector<std::vector<int32_t>> distill_sequences(const HostModel& dense, const std::vector<uint8_t>& tokenizer_section,
                                                     const std::vector<std::string>& calib, uint32_t samples,
                                                     uint32_t threads) {
-  const PackedModel f32 = pack_uniform(dense, tokenizer_section, WeightFormat::F32);
+  const MemoryModel f32(serialize_stk(pack_uniform(dense, tokenizer_section, WeightFormat::F32)));
   std::vector<std::vector<int32_t>> seqs = tokenize_stories(f32, calib);
   if (samples > 0) {
     std::vector<std::vector<int32_t>> gen = sample_stories(f32, samples, 1, threads);

@@ -6,11 +6,11 @@
 // temperature 1 are such inputs in any quantity, at the cost of running it.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
-#include <string>
-
 #include "tools/host_model.h"
+#include "tools/memory_model.h"
 #include "tools/stk_writer.h"
 
 namespace stk::host {
@@ -22,9 +22,13 @@ namespace stk::host {
 // sequences for any thread count.
 std::vector<std::vector<int32_t>> sample_stories(const PackedModel& dense, uint32_t count, uint64_t seed,
                                                  uint32_t threads);
+std::vector<std::vector<int32_t>> sample_stories(const MemoryModel& dense, uint32_t count, uint64_t seed,
+                                                 uint32_t threads);
 
 // The distillation text: the calibration stories tokenized, then `samples`
-// stories sampled from `dense` (seed 1). Distillation holds back the last
+// stories sampled from `dense` (seed 1), both through one f32 pack of `dense`
+// (so the model being packed need not be loadable yet: a BitStack pack has
+// no blocks until after its distillation). Distillation holds back the last
 // eighth of its sequences, so with samples at least an eighth of the whole
 // it trains on every calibration story and judges epochs on samples.
 std::vector<std::vector<int32_t>> distill_sequences(const HostModel& dense, const std::vector<uint8_t>& tokenizer_section,
