@@ -47,7 +47,7 @@ KernelSet make_avx2() {
   put(&k, WeightFormat::Q3K, lowbitk_avx2::matmul_q3k, true);
   put(&k, WeightFormat::Q2K, lowbitk_avx2::matmul_q2k, true);
   put(&k, WeightFormat::T2K, lowbitk_avx2::matmul_t2k, true);
-  put(&k, WeightFormat::Sparse, matmul_sparse_avx2);
+  put(&k, WeightFormat::Sparse, matmul_sparse_avx2_int8, true);  // falls back to matmul_sparse_avx2 itself
   put(&k, WeightFormat::BitStack, matmul_bitstack_avx2);
   return k;
 }

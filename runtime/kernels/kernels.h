@@ -33,6 +33,9 @@ void matmul_sparse_avx2(const WeightView& w, const Activations& a, float* y, siz
 void matmul_sparse_avx512(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 // int8 activations, for Q8/Q4 values and N:M = 1:2, 2:4, 4:8, 8:16 (others: the avx512 kernel); sparse_vnni.cpp.
 void matmul_sparse_vnni(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
+// int8 activations, for Q8/Q4 values and N:M = 1:2, 2:4, 4:8, 8:16 (others: the avx2 kernel); sparse_avx2_int8.cpp.
+void matmul_sparse_avx2_int8(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
+                             uint32_t r1);
 void matmul_f32_avx2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 void matmul_q8_avx2(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);
 void matmul_f32_avx512(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1);

@@ -1,5 +1,5 @@
-// Shared by the x86 N:M sparse kernels (sparse_avx2.cpp, sparse_avx512.cpp,
-// sparse_vnni.cpp):
+// Shared by the x86 N:M sparse kernels (sparse_avx2.cpp, sparse_avx2_int8.cpp,
+// sparse_avx512.cpp, sparse_vnni.cpp):
 // the per-call plan (layout, value format, per-lane group offsets) and the
 // scalar loop for the kept values after the last full vector chunk. Included
 // only by those files; everything has internal linkage so each ISA gets its
