@@ -297,13 +297,7 @@ void run(const Plan& p, const Activations& a, float* y, size_t ldy, uint32_t r0,
       }
       if (chunks == 0) break;
     }
-    if (chunks * 32 < p.L.kept) {  // kept values after the last full chunk, float activations
-      for (uint32_t r = r0; r < r1; ++r) {
-        for (uint32_t t = t0; t < t0 + nt; ++t) {
-          y[size_t(t) * ldy + r] += scalar_rest(p, r, chunks * 32, a.x + size_t(t) * a.ldx);
-        }
-      }
-    }
+    add_scalar_rest(p, a, chunks * 32, t0, nt, y, ldy, r0, r1);
   }
 }
 
@@ -312,8 +306,7 @@ void run(const Plan& p, const Activations& a, float* y, size_t ldy, uint32_t r0,
 void matmul_sparse_avx2_int8(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0,
                              uint32_t r1) {
   Plan p;
-  const bool half = plan_sparse(w, 0, &p) && 2 * p.L.n == p.L.m && (p.L.n & (p.L.n - 1)) == 0 && p.L.n <= 8;
-  if (!half || p.vf == ValueKind::F32 || a.q8 == nullptr) {
+  if (!int8_half_pattern(w, a, &p)) {
     matmul_sparse_avx2(w, a, y, ldy, r0, r1);
     return;
   }

@@ -302,11 +302,7 @@ void run(const Plan& p, const Activations& a, float* y, size_t ldy, uint32_t r0,
       }
       if (chunks == 0) break;
     }
-    if (chunks * 64 < p.L.kept) {  // kept values after the last full chunk, float activations
-      for (uint32_t r = r0; r < r1; ++r) {
-        for (uint32_t t = t0; t < t0 + nt; ++t) y[size_t(t) * ldy + r] += scalar_rest(p, r, chunks * 64, a.x + size_t(t) * a.ldx);
-      }
-    }
+    add_scalar_rest(p, a, chunks * 64, t0, nt, y, ldy, r0, r1);
   }
 }
 
@@ -314,8 +310,7 @@ void run(const Plan& p, const Activations& a, float* y, size_t ldy, uint32_t r0,
 
 void matmul_sparse_vnni(const WeightView& w, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
   Plan p;
-  const bool half = plan_sparse(w, 0, &p) && 2 * p.L.n == p.L.m && (p.L.n & (p.L.n - 1)) == 0 && p.L.n <= 8;
-  if (!half || p.vf == ValueKind::F32 || a.q8 == nullptr) {
+  if (!int8_half_pattern(w, a, &p)) {
     matmul_sparse_avx512(w, a, y, ldy, r0, r1);
     return;
   }

@@ -124,6 +124,25 @@ __attribute__((noinline)) float scalar_rest(const Plan& p, uint32_t r, uint32_t 
   return acc;
 }
 
+// Whether the int8 kernels (sparse_vnni.cpp, sparse_avx2_int8.cpp) take this
+// tensor: integer values (Q8, Q4), a pattern that keeps half of each group
+// of M <= 16 (1:2, 2:4, 4:8, 8:16), and the int8 copy of the activations.
+inline bool int8_half_pattern(const WeightView& w, const Activations& a, Plan* p) {
+  return plan_sparse(w, 0, p) && 2 * p->L.n == p->L.m && (p->L.n & (p->L.n - 1)) == 0 && p->L.n <= 8 &&
+         p->vf != ValueKind::F32 && a.q8 != nullptr;
+}
+
+// The int8 kernels' kept values from `from` on (after their last full chunk),
+// for tokens t0 .. t0+nt-1 and rows r0 .. r1-1, added to y with the float
+// activations.
+inline void add_scalar_rest(const Plan& p, const Activations& a, uint32_t from, uint32_t t0, uint32_t nt, float* y,
+                            size_t ldy, uint32_t r0, uint32_t r1) {
+  if (from >= p.L.kept) return;
+  for (uint32_t r = r0; r < r1; ++r) {
+    for (uint32_t t = t0; t < t0 + nt; ++t) y[size_t(t) * ldy + r] += scalar_rest(p, r, from, a.x + size_t(t) * a.ldx);
+  }
+}
+
 }  // namespace
 }  // namespace sparse_x86
 }  // namespace stk
