@@ -172,7 +172,7 @@ void make_tables(const Activations& a, uint32_t cols, uint32_t t0, uint32_t nt, 
     T->group[i] = c * 32 / s.vgroup;
     for (uint32_t t = 0; t < nt; ++t) {
       const float* xs = a.q8_scales + size_t(t0 + t) * act_groups + 2 * c;
-      const __m128 two = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xs)));
+      const __m128 two = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xs)));
       const __m128 q = _mm_shuffle_ps(two, two, 0x50);  // xs0 xs0 xs1 xs1
       _mm256_store_ps(T->xs[t][i], _mm256_set_m128(q, q));
     }
