@@ -37,8 +37,6 @@ void matmul_f32_avx2(const WeightView& w, const Activations& a, float* y, size_t
 
 namespace {
 
-constexpr uint32_t kAhead = 4096;  // decode prefetch distance, bytes (prefetches never fault)
-
 // One group's 8 int32 partial sums of w * a, as floats.
 inline __m256 q8_group_dot(const int8_t* w, const int8_t* a, __m256i ones) {
   const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
@@ -76,7 +74,7 @@ void matmul_q8_avx2(const WeightView& w, const Activations& a, float* y, size_t 
                                         _mm256_loadu_ps(as + g));
         for (uint32_t k = 0; k < 8; k += 2) {
           const int8_t* qk = q + (g + k) * kQ8Group;
-          if (n == 1) _mm_prefetch(reinterpret_cast<const char*>(qk + kAhead), _MM_HINT_T0);  // decode
+          if (n == 1) _mm_prefetch(reinterpret_cast<const char*>(qk + kStreamAhead), _MM_HINT_T0);  // decode
           acc = _mm256_fmadd_ps(q8_group_dot(qk, at + (g + k) * kQ8Group, ones),
                                 _mm256_permutevar8x32_ps(ds, _mm256_set1_epi32(int(k))), acc);
           acc2 = _mm256_fmadd_ps(q8_group_dot(qk + kQ8Group, at + (g + k + 1) * kQ8Group, ones),
@@ -97,6 +95,5 @@ void matmul_q8_avx2(const WeightView& w, const Activations& a, float* y, size_t 
     }
   }
 }
-
 
 }  // namespace stk

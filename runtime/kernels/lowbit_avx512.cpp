@@ -208,7 +208,7 @@ inline void chunk(__m512i v, uint32_t c, uint32_t j, const TokenPrep* P, const _
   }
 }
 
-// kAhead, the decode prefetch distance, comes with lowbit_x86.inl.
+// kStreamAhead, the decode prefetch distance, is in prefetch_x86.h.
 
 template <int Bits, bool Ternary, int NT>
 void rows(const WeightView& w, const LowbitLayout& L, const StripeArgs& sa, uint32_t r0, uint32_t r1) {
@@ -241,7 +241,7 @@ void rows(const WeightView& w, const LowbitLayout& L, const StripeArgs& sa, uint
       }
       const uint8_t* ck = codes + uint64_t(k) * 16 * L.block_bytes;
       if (NT == 1) {  // decode: memory-bound; keep more misses in flight than the hardware prefetcher does
-        for (uint32_t j = 0; j < CPS; ++j) _mm_prefetch(reinterpret_cast<const char*>(ck + kAhead + 64 * j), _MM_HINT_T0);
+        for (uint32_t j = 0; j < CPS; ++j) _mm_prefetch(reinterpret_cast<const char*>(ck + kStreamAhead + 64 * j), _MM_HINT_T0);
       }
       // Even chunks into acc, odd into acc2, each named outright: choosing
       // the array by j % 2 made GCC keep both in memory, and every chunk's

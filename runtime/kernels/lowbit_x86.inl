@@ -53,7 +53,6 @@ inline __m256i decode(const uint8_t* p) {
 // Blocks per row the kernel keeps per-token activation sums for on the stack
 // (kMaxDim / 32); wider rows, impossible in a valid model, write nothing.
 constexpr uint32_t kMaxBlocks = 2048;
-constexpr uint32_t kAhead = 4096;  // decode prefetch distance in code bytes (prefetches never fault)
 
 // 16 bytes of fp16 starting at p, of which only `avail` (< 8) halves may be
 // read: the rest are zero.
@@ -105,7 +104,7 @@ void rows_tile(const WeightView& w, const LowbitLayout& L, const int8_t* const* 
       }
       const uint8_t* blk = codes + b0 * (Bits * 4);
       if (NT == 1) {  // decode: memory-bound; keep more misses in flight than the hardware prefetcher does
-        for (uint32_t o = 0; o < 8 * Bits * 4; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk + kAhead + o), _MM_HINT_T0);
+        for (uint32_t o = 0; o < 8 * Bits * 4; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk + kStreamAhead + o), _MM_HINT_T0);
       }
       for (int k = 0; k < 8; ++k) {
         const __m256i q = decode<Bits>(blk + k * (Bits * 4));

@@ -128,7 +128,6 @@ constexpr uint32_t kLane[8] = {0, 4, 1, 5, 2, 6, 3, 7};
 // rows go in stripes (a multiple of 8 blocks; stripes need not align with groups).
 constexpr uint32_t kStripe = 512;
 constexpr int kTile = 4;  // tokens sharing each decoded block pair
-constexpr uint32_t kAhead = 4096;  // decode prefetch distance in code bytes (prefetches never fault)
 
 // Per token and stripe, per block in kOrder within each 8: xs (the
 // activation scale of its group of 32) and the sum of its activations;
@@ -205,7 +204,7 @@ void rows(const WeightView& w, const LowbitKLayout& L, const StripeArgs& sa, uin
           Ternary ? _mm256_set1_ps(1.0f)
                   : _mm256_permutevar8x32_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(load_u8x8(zp + g0, ng - g0)), unit), expand[at]);
       const uint8_t* ck = codes + uint64_t(b) * BB;
-      if (NT == 1) _mm_prefetch(reinterpret_cast<const char*>(ck + kAhead), _MM_HINT_T0);  // decode: memory-bound
+      if (NT == 1) _mm_prefetch(reinterpret_cast<const char*>(ck + kStreamAhead), _MM_HINT_T0);  // decode: memory-bound
       alignas(32) uint8_t tmp[8 * BB];
       if (nblk < 8) {  // the stripe's last < 8 blocks: codes past them are never read, they decode as 0
         std::memset(tmp, 0, sizeof tmp);

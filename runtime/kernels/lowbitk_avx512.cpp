@@ -47,7 +47,6 @@ namespace {
 
 constexpr uint32_t kStripe = 512;  // blocks (8192 columns), a multiple of 16
 constexpr int kTile = 4;           // tokens per pass over a row
-constexpr uint32_t kAhead = 4096;  // decode prefetch distance in code bytes (prefetches never fault)
 
 inline __mmask64 mask64(uint64_t n) { return n >= 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1; }
 inline __mmask16 mask16(uint32_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
@@ -280,7 +279,7 @@ void rows(const WeightView& w, const LowbitKLayout& L, const Consts& C, const St
       for (int t = 0; t < NT; ++t) dx[t] = _mm512_mul_ps(dg, _mm512_load_ps(P[t].xs + k * 16));
       const uint8_t* ck = codes + uint64_t(k) * 16 * BB;
       if (NT == 1) {  // decode: memory-bound; keep more misses in flight than the hardware prefetcher does
-        for (uint32_t o = 0; o < 16 * BB; o += 64) _mm_prefetch(reinterpret_cast<const char*>(ck + kAhead + o), _MM_HINT_T0);
+        for (uint32_t o = 0; o < 16 * BB; o += 64) _mm_prefetch(reinterpret_cast<const char*>(ck + kStreamAhead + o), _MM_HINT_T0);
       }
       step<Bits, NT>(ck, k, k < full ? 16 : rest, zu, dx, P, acc, acc2);
     }

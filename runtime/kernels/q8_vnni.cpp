@@ -27,7 +27,6 @@ namespace {
 
 constexpr uint32_t kStripe = 8192;  // columns, a multiple of 256
 constexpr int kTile = 4;            // tokens per pass over a row
-constexpr uint32_t kAhead = 4096;   // decode prefetch distance, bytes (prefetches never fault)
 
 inline __mmask64 mask64(uint32_t n) { return n >= 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1; }
 inline __mmask16 mask16(uint32_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
@@ -71,7 +70,7 @@ inline void row_stripe(const int8_t* q, const uint16_t* s, const Stripe& st, flo
     for (int t = 0; t < NT; ++t) dx[t] = _mm512_castps256_ps512(_mm256_mul_ps(d8, _mm256_loadu_ps(st.xs[t] + b * 8)));
     const int8_t* qb = q + size_t(b) * 256;
     if (NT == 1) {  // decode: memory-bound; keep more misses in flight than the hardware prefetcher does
-      for (int k = 0; k < 4; ++k) _mm_prefetch(reinterpret_cast<const char*>(qb + kAhead + 64 * k), _MM_HINT_T0);
+      for (int k = 0; k < 4; ++k) _mm_prefetch(reinterpret_cast<const char*>(qb + kStreamAhead + 64 * k), _MM_HINT_T0);
     }
 #define STK_Q8_CHUNK(k, idx, A)                                                                            \
   {                                                                                                        \

@@ -16,8 +16,6 @@ namespace {
 
 using namespace sparse_x86;
 
-constexpr uint32_t kAhead = 4096;  // decode prefetch distance in value bytes (prefetches never fault)
-
 // Load of up to 8 floats, zeros past `left`.
 inline __m256 load_part(const float* x, int64_t left) {
   if (left >= 8) return _mm256_loadu_ps(x);
@@ -92,8 +90,8 @@ void rows_tile(const Plan& p, const Activations& a, uint32_t t0, float* y, size_
     uint32_t q4_end = 0;  // kept index where the current value group ends
     for (uint32_t c = 0; c < p.chunks; ++c) {
       if (NT == 1) {  // decode: memory-bound; one prefetch per new cache line of each stream
-        if ((c * vb) % 64 < vb) _mm_prefetch(reinterpret_cast<const char*>(val_row + uint64_t(c) * vb + kAhead), _MM_HINT_T0);
-        if ((c * ib) % 64 < ib) _mm_prefetch(reinterpret_cast<const char*>(idx_row + uint64_t(c) * ib + kAhead / 4), _MM_HINT_T0);
+        if ((c * vb) % 64 < vb) _mm_prefetch(reinterpret_cast<const char*>(val_row + uint64_t(c) * vb + kStreamAhead), _MM_HINT_T0);
+        if ((c * ib) % 64 < ib) _mm_prefetch(reinterpret_cast<const char*>(idx_row + uint64_t(c) * ib + kStreamAhead / 4), _MM_HINT_T0);
       }
       const __m256i off = offsets(p, idx_row, c, rem);
       if (p.vf == ValueKind::Q4 && c * 8 == q4_end) {

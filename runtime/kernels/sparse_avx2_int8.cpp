@@ -54,7 +54,6 @@ using namespace sparse_x86;
 
 constexpr uint32_t kStripeChunks = 128;  // 8192 inputs
 constexpr int kTile = 4;
-constexpr uint32_t kAhead = 4096;  // decode prefetch distance in value bytes (prefetches never fault)
 
 // Kept value (within the chunk) that byte j (0..31) of a picked vector holds.
 inline uint32_t kept_of_byte(uint32_t j) { return (j % 16 < 8 ? 0 : 16) + (j / 16) * 8 + j % 8; }
@@ -235,11 +234,11 @@ void rows(const Plan& p, const Consts& k, const int8_t* const* aq, const Stripe&
       _mm256_store_ps(wd8, load_halves(dsc + base, s.ng - base));
       if (VF == ValueKind::Q4) _mm256_store_ps(wm8, load_halves(msc + base, s.ng - base));
       const auto step = [&](uint32_t j) __attribute__((always_inline)) {
-        if (NT == 1) {  // decode: values and indices kAhead value bytes ahead, one line at a time (past the
+        if (NT == 1) {  // decode: values and indices kStreamAhead value bytes ahead, one line at a time (past the
                         // row's end these are the next rows' bytes); 8 * ib <= 128 index bytes per block
-          if (j % (64 / vb) == 0) _mm_prefetch(reinterpret_cast<const char*>(val8 + j * vb + kAhead), _MM_HINT_T0);
+          if (j % (64 / vb) == 0) _mm_prefetch(reinterpret_cast<const char*>(val8 + j * vb + kStreamAhead), _MM_HINT_T0);
           if (j == 0 || (j == 4 && ib > 8)) {
-            _mm_prefetch(reinterpret_cast<const char*>(idx8 + (j + kAhead / vb) * ib), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(idx8 + (j + kStreamAhead / vb) * ib), _MM_HINT_T0);
           }
         }
         const uint32_t g = VF == ValueKind::Q8 ? j : T.group[i8 + j] - base;  // Q8: one group per chunk
