@@ -421,11 +421,12 @@ TEST(SparseKernels, MatchReferenceOnRaggedShapes) {
 
 // The int8 kernels for patterns that keep half of each group (sparse_vnni.cpp,
 // sparse_avx2_int8.cpp) on what the test above leaves out: 8:16, rows of
-// under one 64-input chunk and of a chunk plus a tail, and batches of two
+// under one 64-input chunk and of a chunk plus a tail, stories15M's 288-input
+// rows (full chunks, then a zero-padded partial one), and batches of two
 // four-token tiles plus one token.
 TEST(SparseKernels, HalfPatternsInt8) {
   const std::vector<const KernelSet*> sets = all_kernel_sets();
-  const uint32_t shapes[][2] = {{3, 16}, {2, 48}, {4, 80}, {5, 1000}, {3, 4160}};
+  const uint32_t shapes[][2] = {{3, 16}, {2, 48}, {4, 80}, {3, 288}, {5, 1000}, {3, 4160}};
   int checked = 0;
   for (const SparsityPattern p :
        {SparsityPattern{1, 2}, SparsityPattern{2, 4}, SparsityPattern{4, 8}, SparsityPattern{8, 16}}) {

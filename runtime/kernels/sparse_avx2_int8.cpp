@@ -37,11 +37,15 @@
 // (one token) prefetches values and indices ahead and each row's scales two
 // rows ahead, one token's sums are made by the same instructions in the tiled
 // and single-token paths (results do not depend on the batch or on the row
-// split). Kept values after the last full chunk go through the scalar loop of
-// sparse_x86_common.h with the float activations (a.x is always given).
+// split). The kept values of full groups after the last full chunk make one
+// more, zero-padded chunk (Partial); those of a last group shorter than M go
+// through the scalar loop of sparse_x86_common.h with the float activations
+// (a.x is always given).
 // Other patterns and value formats go to the float kernel (sparse_avx2.cpp).
 // Compiled with -mavx2 -mfma -mf16c; only called after run-time detection.
 #include <immintrin.h>
+
+#include <cstring>
 
 #include "runtime/kernels/avx2_hsum.h"
 #include "runtime/kernels/prefetch_x86.h"
@@ -155,23 +159,58 @@ inline __m256i q4_codes(const uint8_t* blk) {
 struct Stripe {
   uint32_t c0, n;       // first chunk, chunks
   uint32_t vgroup, ng;  // kept values per value group, value groups per row
+  uint32_t partial;     // 1: the row's partial chunk follows as chunk c0 + n (last stripe only)
 };
 
 // Per stripe: each chunk's value group, and per token each chunk's lane
-// scales [xs0 xs0 xs1 xs1 xs0 xs0 xs1 xs1].
+// scales [xs0 xs0 xs1 xs1 xs0 xs0 xs1 xs1]; one more entry for the partial
+// chunk.
 struct Tables {
-  alignas(32) float xs[kTile][kStripeChunks][8];
-  uint32_t group[kStripeChunks];
+  alignas(32) float xs[kTile][kStripeChunks + 1][8];
+  uint32_t group[kStripeChunks + 1];
+};
+
+// The P < 32 kept values of full groups after a row's last full chunk (on
+// the stories15M shape's 288-input rows, 16 of 144 under 2:4) are one more
+// chunk: its inputs (2P per token, once per call) and each row's codes and
+// index bits are copied into zero-padded chunk-sized buffers, and
+// token_chunk() runs on those unchanged, into the row's own sums, reading
+// nothing past the row. The padding adds nothing: a padded Q8 code is 0, and
+// a padded lane's control byte picks an input at or past 2P, which is 0. (A
+// scalar loop over these values in float was most of the 2:4 decode step on
+// that shape.)
+struct Partial {
+  uint32_t c = 0, P = 0;  // chunk index, kept values
+  uint32_t code_bytes = 0, index_bytes = 0;
+  alignas(32) int8_t x[kTile][64];
+  const int8_t* xp[kTile];
+
+  template <ValueKind VF>
+  void init(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, uint32_t chunk_index, uint32_t kept) {
+    c = chunk_index;
+    P = kept;
+    code_bytes = VF == ValueKind::Q8 ? P : 16;  // Q4: the chunk's one code block
+    index_bytes = (P * p.L.bits + 7) / 8;
+    copy_padded_inputs(a, t0, nt, uint64_t(c) * 64, 2 * P, 64, &x[0][0], xp);
+  }
+  // Row r's codes and index bits into buffers whose other bytes stay zero.
+  template <ValueKind VF>
+  void load_row(const Plan& p, uint32_t r, uint8_t* codes, uint8_t* index) const {
+    std::memcpy(codes, p.value_row(r) + uint64_t(c) * (VF == ValueKind::Q8 ? 32 : 16), code_bytes);
+    std::memcpy(index, p.index_row(r) + uint64_t(c) * 4 * p.L.bits, index_bytes);
+  }
 };
 
 void make_tables(const Activations& a, uint32_t cols, uint32_t t0, uint32_t nt, const Stripe& s, Tables* T) {
   const uint32_t act_groups = (cols + 31) / 32;
-  for (uint32_t i = 0; i < s.n; ++i) {
+  for (uint32_t i = 0; i < s.n + s.partial; ++i) {
     const uint32_t c = s.c0 + i;
     T->group[i] = c * 32 / s.vgroup;
     for (uint32_t t = 0; t < nt; ++t) {
       const float* xs = a.q8_scales + size_t(t0 + t) * act_groups + 2 * c;
-      const __m128 two = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xs)));
+      // Two activation groups per chunk; the partial chunk may have one.
+      const __m128 two = 2 * c + 1 < act_groups ? _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xs)))
+                                                 : _mm_load_ss(xs);
       const __m128 q = _mm_shuffle_ps(two, two, 0x50);  // xs0 xs0 xs1 xs1
       _mm256_store_ps(T->xs[t][i], _mm256_set_m128(q, q));
     }
@@ -208,11 +247,12 @@ inline __m256 token_chunk(const int8_t* x, __m256i ctl, __m256i w, __m256i wabs,
 // converted once per block and read back per chunk as a broadcast load.
 // B: index bits known at compile time (2 for 2:4; 0: read from the plan).
 template <int NT, ValueKind VF, int B>
-void rows(const Plan& p, const Consts& k, const int8_t* const* aq, const Stripe& s, const Tables& T, float* const* yt,
-          uint32_t r0, uint32_t r1) {
+void rows(const Plan& p, const Consts& k, const int8_t* const* aq, const Stripe& s, const Tables& T,
+          const Partial& part, float* const* yt, uint32_t r0, uint32_t r1) {
   const uint32_t bits = B ? uint32_t(B) : p.L.bits;
   const uint32_t ib = 4 * bits, vb = VF == ValueKind::Q8 ? 32 : 16;  // index and value bytes per chunk
   alignas(32) float wd8[8], wm8[8];
+  alignas(32) uint8_t codes[32] = {}, index[16] = {};  // the partial chunk's, zero-padded
   for (uint32_t r = r0; r < r1; ++r) {
     const uint8_t* idx = p.index_row(r);
     const uint8_t* val = p.value_row(r);
@@ -264,9 +304,19 @@ void rows(const Plan& p, const Consts& k, const int8_t* const* aq, const Stripe&
         for (uint32_t j = 0, n = s.n - i8 < 8 ? s.n - i8 : 8; j < n; ++j) step(j);
       }
     }
+    if (s.partial) {  // chunk s.n
+      part.load_row<VF>(p, r, codes, index);
+      const uint32_t g = T.group[s.n];
+      const __m256 wd = _mm256_set1_ps(half_to_float(dsc[g]));
+      const __m256 wm = VF == ValueKind::Q4 ? _mm256_set1_ps(half_to_float(msc[g])) : wd;
+      const __m256i ctl = control(k, index, bits);
+      const __m256i w = VF == ValueKind::Q8 ? q8_values(codes) : q4_codes(codes);
+      const __m256i wabs = VF == ValueKind::Q8 ? _mm256_abs_epi8(w) : w;
+      for (int t = 0; t < NT; ++t) acc[t] = token_chunk<VF>(part.xp[t], ctl, w, wabs, wd, wm, T.xs[t][s.n], acc[t]);
+    }
     for (int t = 0; t < NT; ++t) {
-      const float part = hsum256(acc[t]);
-      yt[t][r] = s.c0 == 0 ? part : yt[t][r] + part;
+      const float sum = hsum256(acc[t]);
+      yt[t][r] = s.c0 == 0 ? sum : yt[t][r] + sum;
     }
   }
 }
@@ -278,7 +328,9 @@ void run(const Plan& p, const Activations& a, float* y, size_t ldy, uint32_t r0,
   Stripe s;
   s.vgroup = VF == ValueKind::Q8 ? kQ8Group : p.LB.group;
   s.ng = VF == ValueKind::Q8 ? q8_groups_per_row(p.L.kept) : p.LB.groups_per_row;
+  const uint32_t P = p.L.kept_full - chunks * 32;
   Tables T;
+  Partial part;
   // Tiles of four tokens, the last < 4 one by one (each token's sums are the
   // same either way).
   for (uint32_t t0 = 0, nt; t0 < a.n; t0 += nt) {
@@ -286,17 +338,19 @@ void run(const Plan& p, const Activations& a, float* y, size_t ldy, uint32_t r0,
     const int8_t* aq[kTile];
     float* yt[kTile];
     for (uint32_t t = 0; t < nt; ++t) aq[t] = a.q8 + size_t(t0 + t) * a.ldq, yt[t] = y + size_t(t0 + t) * ldy;
+    if (P > 0) part.init<VF>(p, a, t0, nt, chunks, P);
     for (s.c0 = 0; s.c0 < chunks || s.c0 == 0; s.c0 += kStripeChunks) {
       s.n = chunks - s.c0 < kStripeChunks ? chunks - s.c0 : kStripeChunks;
+      s.partial = P > 0 && s.c0 + s.n == chunks;
       make_tables(a, p.cols, t0, nt, s, &T);
       if (nt == 1) {
-        rows<1, VF, B>(p, k, aq, s, T, yt, r0, r1);
+        rows<1, VF, B>(p, k, aq, s, T, part, yt, r0, r1);
       } else {
-        rows<kTile, VF, B>(p, k, aq, s, T, yt, r0, r1);
+        rows<kTile, VF, B>(p, k, aq, s, T, part, yt, r0, r1);
       }
       if (chunks == 0) break;
     }
-    add_scalar_rest(p, a, chunks * 32, t0, nt, y, ldy, r0, r1);
+    add_scalar_rest(p, a, p.L.kept_full, t0, nt, y, ldy, r0, r1);
   }
 }
 

@@ -19,12 +19,15 @@
 // Only full loads in the main loop (masked loads that miss the cache are slow
 // on AMD cores); columns go in stripes of kStripeChunks chunks so the tables
 // have a fixed size; up to four tokens share each decoded chunk, and a single
-// token (decode) prefetches each row's values and indices ahead. Kept values
-// after the last full chunk go through the scalar loop of
-// sparse_x86_common.h. Other tensors go to the float kernel
+// token (decode) prefetches each row's values and indices ahead. The kept
+// values of full groups after the last full chunk make one more, zero-padded
+// chunk (Partial); those of a last group shorter than M go through the scalar
+// loop of sparse_x86_common.h. Other tensors go to the float kernel
 // (sparse_avx512.cpp). Compiled with -mavx512f -mavx512bw -mavx512vl
 // -mavx512vbmi -mavx512vnni -mfma -mf16c; filed only when the CPU has them.
 #include <immintrin.h>
+
+#include <cstring>
 
 #include "runtime/kernels/prefetch_x86.h"
 #include "runtime/kernels/sparse_x86_common.h"
@@ -96,17 +99,55 @@ inline __m512i q4_codes(const uint8_t* blk) {
 }
 
 // Per stripe: lane -> value group (relative to the 16 scales loaded per 8
-// chunks), and per token lane -> activation scale.
+// chunks), and per token lane -> activation scale; one more entry for the
+// partial chunk.
 struct Tables {
-  alignas(64) int32_t group[kStripeChunks][16];
-  uint32_t base[kStripeChunks / 8];  // first group loaded for chunks 8i .. 8i+7
-  bool full;                         // >= 16 groups per row: full 16-half loads
-  alignas(64) float xs[kTile][kStripeChunks][16];
+  alignas(64) int32_t group[kStripeChunks + 1][16];
+  uint32_t base[kStripeChunks / 8 + 1];  // first group loaded for chunks 8i .. 8i+7
+  bool full;                             // >= 16 groups per row: full 16-half loads
+  alignas(64) float xs[kTile][kStripeChunks + 1][16];
 };
 
 struct Stripe {
-  uint32_t c0, n;  // first chunk, chunks
+  uint32_t c0, n;       // first chunk, chunks
   uint32_t vgroup, ng;  // kept values per value group, value groups per row
+  uint32_t partial;     // 1: the row's partial chunk follows as chunk c0 + n (last stripe only)
+};
+
+// The P < 64 kept values of full groups after a row's last full chunk (on
+// the stories15M shape's 288-input rows, 16 of 144 under 2:4) are one more
+// chunk: its inputs (2P per token, once per call) and each row's codes and
+// index bits are copied into zero-padded chunk-sized buffers, and the chunk
+// code runs on those unchanged, into the row's own sums, reading nothing past
+// the row. The padding adds nothing: a padded code is 0 (Q8: w + 128 = 128,
+// which the 128 * sum taken off cancels), and a padded lane's offset points
+// at an input at or past 2P, which is 0. (A scalar loop over these values in
+// float was most of the 2:4 decode step on that shape.)
+struct Partial {
+  uint32_t c = 0, P = 0;  // chunk index, kept values
+  __mmask64 code_mask = 0;  // code bytes: P (Q8), 16 per 32 kept (Q4)
+  __mmask32 index_mask = 0;
+  alignas(64) int8_t x[kTile][128];
+  const int8_t* xp[kTile];
+
+  template <ValueKind VF>
+  void init(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, uint32_t chunk_index, uint32_t kept) {
+    c = chunk_index;
+    P = kept;
+    const uint32_t code_bytes = VF == ValueKind::Q8 ? P : (P + 31) / 32 * 16, index_bytes = (P * p.L.bits + 7) / 8;
+    code_mask = code_bytes >= 64 ? ~__mmask64(0) : (__mmask64(1) << code_bytes) - 1;
+    index_mask = __mmask32((uint64_t(1) << index_bytes) - 1);
+    copy_padded_inputs(a, t0, nt, uint64_t(c) * 128, 2 * P, 128, &x[0][0], xp);
+  }
+  // Row r's codes and index bits, zero-padded, into the chunk-sized buffers.
+  // Masked loads, which AMD cores serve slowly from memory, but in decode
+  // these bytes follow the row's last full chunk and were prefetched with it.
+  template <ValueKind VF>
+  void load_row(const Plan& p, uint32_t r, uint8_t* codes, uint8_t* index) const {
+    _mm512_store_si512(codes, _mm512_maskz_loadu_epi8(code_mask, p.value_row(r) + uint64_t(c) * (VF == ValueKind::Q8 ? 64 : 32)));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(index),
+                       _mm256_maskz_loadu_epi8(index_mask, p.index_row(r) + uint64_t(c) * 8 * p.L.bits));
+  }
 };
 
 // Per call, vector code only: a per-lane division by the group size would
@@ -125,7 +166,7 @@ void make_tables(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, 
   const bool pow2 = (s.vgroup & (s.vgroup - 1)) == 0;
   const __m128i vshift = _mm_cvtsi32_si128(int(__builtin_ctz(s.vgroup)));
   T->full = s.ng >= 16;
-  for (uint32_t i = 0; i < s.n; ++i) {
+  for (uint32_t i = 0; i < s.n + s.partial; ++i) {
     const uint32_t c = s.c0 + i;
     if (i % 8 == 0) {
       const uint32_t first = c * 64 / s.vgroup;
@@ -134,8 +175,11 @@ void make_tables(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, 
     const __m512i k = _mm512_add_epi32(lk, _mm512_set1_epi32(int32_t(c * 64)));
     const __m512i g = pow2 ? _mm512_srl_epi32(k, vshift) : _mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(k), vg));
     _mm512_store_si512(T->group[i], _mm512_sub_epi32(g, _mm512_set1_epi32(int32_t(T->base[i / 8]))));
+    // Four activation groups per chunk; the partial chunk may have fewer.
+    const uint32_t have = act_groups - 4 * c;
+    const __mmask8 xs_mask = have >= 4 ? __mmask8(0xF) : __mmask8((1u << have) - 1);
     for (uint32_t t = 0; t < nt; ++t) {
-      const __m128 xs4 = _mm_loadu_ps(a.q8_scales + size_t(t0 + t) * act_groups + 4 * c);
+      const __m128 xs4 = _mm_maskz_loadu_ps(xs_mask, a.q8_scales + size_t(t0 + t) * act_groups + 4 * c);
       _mm512_store_ps(T->xs[t][i], _mm512_permutexvar_ps(lane_act, _mm512_castps128_ps512(xs4)));
     }
   }
@@ -179,7 +223,7 @@ inline void chunk(const Consts& k, const int8_t* const* aq, const Tables& T, uin
 // most; 0: read from the plan).
 template <int NT, ValueKind VF, int B>
 void rows(const Plan& p, const Consts& k, const Activations& a, uint32_t t0, const Stripe& s, const Tables& T,
-          float* y, size_t ldy, uint32_t r0, uint32_t r1) {
+          const Partial& part, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
   const uint32_t bits = B ? uint32_t(B) : p.L.bits;
   const int8_t* aq[NT];
   for (int t = 0; t < NT; ++t) aq[t] = a.q8 + size_t(t0 + t) * a.ldq;
@@ -210,10 +254,24 @@ void rows(const Plan& p, const Consts& k, const Activations& a, uint32_t t0, con
                       _mm512_permutexvar_ps(gl, d16), wm, acc2);
       }
     }
+    if (s.partial) {  // chunk s.n, into the sum of its parity as in decode_row
+      const uint32_t i = s.n;
+      if (i % 8 == 0) {
+        const uint32_t base = T.base[i / 8];
+        d16 = load_scales(srow + base, T.full, s.ng - base);
+        if (VF == ValueKind::Q4) m16 = load_scales(mrow + base, T.full, s.ng - base);
+      }
+      alignas(64) uint8_t codes[64], index[32];
+      part.load_row<VF>(p, r, codes, index);
+      const __m512i gl = _mm512_load_si512(T.group[i]);
+      const __m512 wm = VF == ValueKind::Q4 ? _mm512_permutexvar_ps(gl, m16) : d16;
+      chunk<NT, VF>(k, part.xp, T, i, 0, offsets(k, index, 0, bits), codes, _mm512_permutexvar_ps(gl, d16), wm,
+                    i % 2 ? acc2 : acc);
+    }
     for (int t = 0; t < NT; ++t) {
       float* o = y + size_t(t0 + t) * ldy + r;
-      const float part = _mm512_reduce_add_ps(_mm512_add_ps(acc[t], acc2[t]));
-      *o = s.c0 == 0 ? part : *o + part;
+      const float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[t], acc2[t]));
+      *o = s.c0 == 0 ? sum : *o + sum;
     }
   }
 }
@@ -227,8 +285,8 @@ void rows(const Plan& p, const Consts& k, const Activations& a, uint32_t t0, con
 // chunk<1, VF>'s in the same order (even and odd chunks into separate sums),
 // so the results are those of the tiled path, bit for bit.
 template <ValueKind VF, int B>
-void decode_row(const Plan& p, const Consts& k, const int8_t* aq, const Stripe& s, const Tables& T, float* y,
-                uint32_t r) {
+void decode_row(const Plan& p, const Consts& k, const int8_t* aq, const Stripe& s, const Tables& T,
+                const Partial& part, float* y, uint32_t r) {
   const uint32_t bits = B ? uint32_t(B) : p.L.bits;
   const uint32_t ib = 8 * bits, vb = VF == ValueKind::Q8 ? 64 : 32;  // index and value bytes per chunk
   const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
@@ -242,28 +300,31 @@ void decode_row(const Plan& p, const Consts& k, const int8_t* aq, const Stripe& 
                   VF == ValueKind::Q8 ? uint64_t(s.ng) * 2 : p.LB.row_scale_bytes);
   }
   __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, d16 = _mm512_setzero_ps(), m16 = d16;
-  const auto step = [&](uint32_t i, int u) __attribute__((always_inline)) {
-    // Past the row's end these fetch the next rows' bytes, which come next
-    // (prefetches never fault).
-    if (VF == ValueKind::Q8 || u == 0) _mm_prefetch(reinterpret_cast<const char*>(val + uint64_t(i + kPrefetchChunks) * vb), _MM_HINT_T0);
-    if (u == 0) _mm_prefetch(reinterpret_cast<const char*>(idx + uint64_t(i + kPrefetchChunks) * ib), _MM_HINT_T0);
+  // Chunk i (table entry i) with its inputs at xc, codes at vc and input offsets off.
+  const auto step_at = [&](uint32_t i, int u, const int8_t* xc, const uint8_t* vc, __m512i off) __attribute__((always_inline)) {
     const __m512i gl = _mm512_load_si512(T.group[i]);
     const __m512 xs = _mm512_load_ps(T.xs[0][i]);
-    const int8_t* xc = x + uint64_t(i) * 128;
-    const __m512i xa = _mm512_permutex2var_epi8(_mm512_loadu_si512(xc), offsets(k, idx, i, bits), _mm512_loadu_si512(xc + 64));
+    const __m512i xa = _mm512_permutex2var_epi8(_mm512_loadu_si512(xc), off, _mm512_loadu_si512(xc + 64));
     const __m512 wd = _mm512_permutexvar_ps(gl, d16);
     if (VF == ValueKind::Q8) {
-      const __m512i wv = _mm512_xor_si512(_mm512_loadu_si512(val + uint64_t(i) * vb), flip);  // w + 128
+      const __m512i wv = _mm512_xor_si512(_mm512_loadu_si512(vc), flip);  // w + 128
       const __m512i sa = _mm512_dpbusd_epi32(zero, flip, xa);
       const __m512i sq = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, wv, xa), sa);
       acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sq), _mm512_mul_ps(wd, xs), acc[u]);
     } else {
       const __m512 wm = _mm512_permutexvar_ps(gl, m16);
-      const __m512i wv = q4_codes(val + uint64_t(i) * vb);
+      const __m512i wv = q4_codes(vc);
       const __m512 sa = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, ones, xa));
       const __m512 sq = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, wv, xa));
       acc[u] = _mm512_fmadd_ps(_mm512_fmadd_ps(sa, wm, _mm512_mul_ps(sq, wd)), xs, acc[u]);
     }
+  };
+  const auto step = [&](uint32_t i, int u) __attribute__((always_inline)) {
+    // Past the row's end these fetch the next rows' bytes, which come next
+    // (prefetches never fault).
+    if (VF == ValueKind::Q8 || u == 0) _mm_prefetch(reinterpret_cast<const char*>(val + uint64_t(i + kPrefetchChunks) * vb), _MM_HINT_T0);
+    if (u == 0) _mm_prefetch(reinterpret_cast<const char*>(idx + uint64_t(i + kPrefetchChunks) * ib), _MM_HINT_T0);
+    step_at(i, u, x + uint64_t(i) * 128, val + uint64_t(i) * vb, offsets(k, idx, i, bits));
   };
   for (uint32_t i8 = 0; i8 < s.n; i8 += 8) {
     const uint32_t base = T.base[i8 / 8], end = s.n - i8 < 8 ? s.n : i8 + 8;
@@ -276,8 +337,19 @@ void decode_row(const Plan& p, const Consts& k, const int8_t* aq, const Stripe& 
     }
     if (i < end) step(i, 0);
   }
-  const float part = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
-  y[r] = s.c0 == 0 ? part : y[r] + part;
+  if (s.partial) {  // chunk s.n, into the sum of its parity as in rows()
+    const uint32_t i = s.n;
+    if (i % 8 == 0) {
+      const uint32_t base = T.base[i / 8];
+      d16 = load_scales(dsc + base, T.full, s.ng - base);
+      if (VF == ValueKind::Q4) m16 = load_scales(dsc + s.ng + base, T.full, s.ng - base);
+    }
+    alignas(64) uint8_t codes[64], index[32];
+    part.load_row<VF>(p, r, codes, index);
+    step_at(i, int(i % 2), part.xp[0], codes, offsets(k, index, 0, bits));
+  }
+  const float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+  y[r] = s.c0 == 0 ? sum : y[r] + sum;
 }
 
 template <ValueKind VF, int B>
@@ -287,22 +359,26 @@ void run(const Plan& p, const Activations& a, float* y, size_t ldy, uint32_t r0,
   Stripe s;
   s.vgroup = VF == ValueKind::Q8 ? kQ8Group : p.LB.group;
   s.ng = VF == ValueKind::Q8 ? q8_groups_per_row(p.L.kept) : p.LB.groups_per_row;
+  const uint32_t P = p.L.kept_full - chunks * 64;
   Tables T;
+  Partial part;
   // Tiles of four tokens, the last < 4 one by one (fewer instantiations; each
   // token's sums are the same either way).
   for (uint32_t t0 = 0, nt; t0 < a.n; t0 += nt) {
     nt = a.n - t0 >= uint32_t(kTile) ? uint32_t(kTile) : 1;
+    if (P > 0) part.init<VF>(p, a, t0, nt, chunks, P);
     for (s.c0 = 0; s.c0 < chunks || s.c0 == 0; s.c0 += kStripeChunks) {
       s.n = chunks - s.c0 < kStripeChunks ? chunks - s.c0 : kStripeChunks;
+      s.partial = P > 0 && s.c0 + s.n == chunks;
       make_tables(p, a, t0, nt, s, &T);
       if (nt == 1) {
-        for (uint32_t r = r0; r < r1; ++r) decode_row<VF, B>(p, k, a.q8 + size_t(t0) * a.ldq, s, T, y + size_t(t0) * ldy, r);
+        for (uint32_t r = r0; r < r1; ++r) decode_row<VF, B>(p, k, a.q8 + size_t(t0) * a.ldq, s, T, part, y + size_t(t0) * ldy, r);
       } else {
-        rows<kTile, VF, B>(p, k, a, t0, s, T, y, ldy, r0, r1);
+        rows<kTile, VF, B>(p, k, a, t0, s, T, part, y, ldy, r0, r1);
       }
       if (chunks == 0) break;
     }
-    add_scalar_rest(p, a, chunks * 64, t0, nt, y, ldy, r0, r1);
+    add_scalar_rest(p, a, p.L.kept_full, t0, nt, y, ldy, r0, r1);
   }
 }
 

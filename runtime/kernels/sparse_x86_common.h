@@ -1,7 +1,7 @@
 // Shared by the x86 N:M sparse kernels (sparse_avx2.cpp, sparse_avx2_int8.cpp,
 // sparse_avx512.cpp, sparse_vnni.cpp):
 // the per-call plan (layout, value format, per-lane group offsets) and the
-// scalar loop for the kept values after the last full vector chunk. Included
+// scalar loop for the kept values no vector chunk covers. Included
 // only by those files; everything has internal linkage so each ISA gets its
 // own copy.
 #pragma once
@@ -84,13 +84,15 @@ bool plan_sparse(const WeightView& w, uint32_t lanes, Plan* p) {
   return true;
 }
 
-// Sum over kept values [from, kept) of row r, in kept order: the values after
-// the last full vector chunk. Decoded here with the plan's layout, each
+// Sum over kept values [from, kept) of row r, in kept order: in the float
+// kernels the values after the last full vector chunk, in the int8 kernels
+// (which make one zero-padded chunk of the rest of the full groups) those of
+// a last group shorter than M. Decoded here with the plan's layout, each
 // group's fp16 scales converted once, rather than through sparse_values(),
 // which checks the layout on every call and converts two scales per Q4
 // value: on rows a little wider than a chunk that made this loop most of
-// the step (stories15M shape, 288 inputs: 16 of a row's 144 kept values in
-// the int8 kernel, 2:4-q4 decode 295 tok/s against dense Q4's 1206).
+// the step (stories15M shape, 288 inputs: 16 of a row's 144 kept values,
+// 2:4-q4 decode 295 tok/s against dense Q4's 1206).
 __attribute__((noinline)) float scalar_rest(const Plan& p, uint32_t r, uint32_t from, const float* x) {
   const uint8_t* idx = p.index_row(r);
   const uint8_t* vrow = p.value_row(r);
@@ -122,6 +124,19 @@ __attribute__((noinline)) float scalar_rest(const Plan& p, uint32_t r, uint32_t 
     acc += v * x[sparse_column(p.L, p.cols, j, sparse_index(idx, j, p.L.bits))];
   }
   return acc;
+}
+
+// For the int8 kernels' partial chunk (sparse_vnni.cpp, Partial): tokens
+// t0 .. t0+nt-1's int8 inputs [from, from + n) at the front of zero-padded
+// buffers of `width` bytes, one per token, whose starts go to xp.
+inline void copy_padded_inputs(const Activations& a, uint32_t t0, uint32_t nt, uint64_t from, uint32_t n,
+                               uint32_t width, int8_t* buf, const int8_t** xp) {
+  for (uint32_t t = 0; t < nt; ++t) {
+    int8_t* b = buf + size_t(t) * width;
+    std::memset(b, 0, width);
+    std::memcpy(b, a.q8 + size_t(t0 + t) * a.ldq + from, n);
+    xp[t] = b;
+  }
 }
 
 // Whether the int8 kernels (sparse_vnni.cpp, sparse_avx2_int8.cpp) take this
