@@ -180,15 +180,14 @@ struct Tables {
 // scalar loop over these values in float was most of the 2:4 decode step on
 // that shape.)
 struct Partial {
-  uint32_t c = 0, P = 0;  // chunk index, kept values
+  uint32_t c = 0;  // chunk index
   uint32_t code_bytes = 0, index_bytes = 0;
   alignas(32) int8_t x[kTile][64];
   const int8_t* xp[kTile];
 
   template <ValueKind VF>
-  void init(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, uint32_t chunk_index, uint32_t kept) {
+  void init(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, uint32_t chunk_index, uint32_t P) {
     c = chunk_index;
-    P = kept;
     code_bytes = VF == ValueKind::Q8 ? P : 16;  // Q4: the chunk's one code block
     index_bytes = (P * p.L.bits + 7) / 8;
     copy_padded_inputs(a, t0, nt, uint64_t(c) * 64, 2 * P, 64, &x[0][0], xp);

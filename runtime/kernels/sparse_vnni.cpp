@@ -124,16 +124,15 @@ struct Stripe {
 // at an input at or past 2P, which is 0. (A scalar loop over these values in
 // float was most of the 2:4 decode step on that shape.)
 struct Partial {
-  uint32_t c = 0, P = 0;  // chunk index, kept values
+  uint32_t c = 0;  // chunk index
   __mmask64 code_mask = 0;  // code bytes: P (Q8), 16 per 32 kept (Q4)
   __mmask32 index_mask = 0;
   alignas(64) int8_t x[kTile][128];
   const int8_t* xp[kTile];
 
   template <ValueKind VF>
-  void init(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, uint32_t chunk_index, uint32_t kept) {
+  void init(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, uint32_t chunk_index, uint32_t P) {
     c = chunk_index;
-    P = kept;
     const uint32_t code_bytes = VF == ValueKind::Q8 ? P : (P + 31) / 32 * 16, index_bytes = (P * p.L.bits + 7) / 8;
     code_mask = code_bytes >= 64 ? ~__mmask64(0) : (__mmask64(1) << code_bytes) - 1;
     index_mask = __mmask32((uint64_t(1) << index_bytes) - 1);
