@@ -61,6 +61,9 @@ void wait_while_equal(std::atomic<uint32_t>* word, uint32_t expected);
 void wake_all(std::atomic<uint32_t>* word);
 // A hint inside spin loops (pause / yield instruction).
 void cpu_relax();
+// Lets another runnable thread have this core, if one is waiting for it
+// (posix: sched_yield); returns at once otherwise. Called from spin loops.
+void yield_core();
 
 }  // namespace port
 }  // namespace stk

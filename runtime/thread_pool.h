@@ -8,8 +8,9 @@
 // are neighbouring rows, one stream the hardware prefetcher follows (a
 // shared counter handed each thread every other chunk, and each jump to a
 // new chunk started the stream afresh). Idle workers spin briefly (a forward
-// pass issues jobs back to back) and then sleep in the kernel, so a busy
-// shared device is not robbed of a core.
+// pass issues jobs back to back), offering their core to other threads now
+// and then, and then sleep in the kernel, so a busy shared device is not
+// robbed of a core.
 #pragma once
 #include <atomic>
 #include <cstdint>

@@ -1,6 +1,7 @@
 // Tests for runtime/thread_pool.*: every chunk runs exactly once, worker ids
 // are in range, results do not depend on the thread count, jobs run back to
-// back without deadlock, and a pool can be stopped and started again.
+// back without deadlock, idle workers give their cores back, and a pool can
+// be stopped and started again.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -8,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -217,6 +219,26 @@ TEST(ThreadPool, WakesSleepingWorkers) {
     stk::thread_pool_run(pool.get(), count_chunk, &job, 64);
     for (uint32_t c = 0; c < 64; ++c) ASSERT_EQ(job.runs[c].load(), 1u);
   }
+  stk::thread_pool_stop(pool.get());
+}
+
+// A pool between jobs must give its cores back: workers spin for a short
+// while after a job, then sleep, so a session that waits (for the user, for
+// the next prompt) costs no CPU. Over 300 ms of idling after a burst of jobs,
+// the process may use a few milliseconds, not the ~300 ms per worker that a
+// worker spinning until the next job would.
+TEST(ThreadPool, IdleWorkersGiveTheirCoresBack) {
+  auto pool = start_pool(3);
+  for (int rep = 0; rep < 100; ++rep) {  // leave the workers spinning, as after a token
+    CountJob job(32, 3);
+    stk::thread_pool_run(pool.get(), count_chunk, &job, 32);
+  }
+  timespec c0{}, c1{};
+  ASSERT_EQ(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1), 0);
+  const double cpu_ms = (c1.tv_sec - c0.tv_sec) * 1e3 + (c1.tv_nsec - c0.tv_nsec) / 1e6;
+  EXPECT_LT(cpu_ms, 60.0) << "idle workers used " << cpu_ms << " ms of CPU in 300 ms";
   stk::thread_pool_stop(pool.get());
 }
 

@@ -142,6 +142,8 @@ void wait_while_equal(std::atomic<uint32_t>*, uint32_t) { cpu_relax(); }
 
 void wake_all(std::atomic<uint32_t>*) {}
 
+void yield_core() {}
+
 void cpu_relax() {
 #if defined(__arm__)
   __asm__ __volatile__("nop");

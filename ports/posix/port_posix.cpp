@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -122,6 +123,8 @@ void wait_while_equal(std::atomic<uint32_t>* word, uint32_t expected) {
 void wake_all(std::atomic<uint32_t>* word) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
 }
+
+void yield_core() { sched_yield(); }
 
 void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
