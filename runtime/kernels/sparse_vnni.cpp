@@ -287,7 +287,7 @@ template <ValueKind VF, int B>
 void decode_row(const Plan& p, const Consts& k, const int8_t* aq, const Stripe& s, const Tables& T,
                 const Partial& part, float* y, uint32_t r) {
   const uint32_t bits = B ? uint32_t(B) : p.L.bits;
-  const size_t ib = 8 * bits, vb = VF == ValueKind::Q8 ? 64 : 32;  // index and value bytes per chunk
+  const uint32_t ib = 8 * bits, vb = VF == ValueKind::Q8 ? 64 : 32;  // index and value bytes per chunk
   const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
   const __m512i flip = _mm512_set1_epi8(char(0x80));
   const uint8_t* idx = p.index_row(r) + uint64_t(s.c0) * ib;
@@ -300,10 +300,7 @@ void decode_row(const Plan& p, const Consts& k, const int8_t* aq, const Stripe& 
   }
   __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, d16 = _mm512_setzero_ps(), m16 = d16;
   // Chunk i (table entry i) with its inputs at xc, codes at vc and input offsets off.
-  // Chunk numbers are size_t here: with 32-bit ones the compiler recomputed
-  // every address from the count (a 32-bit count may wrap), and that scalar
-  // work was a third of the loop's instructions.
-  const auto step_at = [&](size_t i, int u, const int8_t* xc, const uint8_t* vc, __m512i off) __attribute__((always_inline)) {
+  const auto step_at = [&](uint32_t i, int u, const int8_t* xc, const uint8_t* vc, __m512i off) __attribute__((always_inline)) {
     const __m512i gl = _mm512_load_si512(T.group[i]);
     const __m512 xs = _mm512_load_ps(T.xs[0][i]);
     const __m512i xa = _mm512_permutex2var_epi8(_mm512_loadu_si512(xc), off, _mm512_loadu_si512(xc + 64));
@@ -321,19 +318,18 @@ void decode_row(const Plan& p, const Consts& k, const int8_t* aq, const Stripe& 
       acc[u] = _mm512_fmadd_ps(_mm512_fmadd_ps(sa, wm, _mm512_mul_ps(sq, wd)), xs, acc[u]);
     }
   };
-  const auto step = [&](size_t i, int u) __attribute__((always_inline)) {
+  const auto step = [&](uint32_t i, int u) __attribute__((always_inline)) {
     // Past the row's end these fetch the next rows' bytes, which come next
     // (prefetches never fault).
-    if (VF == ValueKind::Q8 || u == 0) _mm_prefetch(reinterpret_cast<const char*>(val + (i + kPrefetchChunks) * vb), _MM_HINT_T0);
-    if (u == 0) _mm_prefetch(reinterpret_cast<const char*>(idx + (i + kPrefetchChunks) * ib), _MM_HINT_T0);
-    step_at(i, u, x + i * 128, val + i * vb, offsets(k, idx + i * ib, 0, bits));
+    if (VF == ValueKind::Q8 || u == 0) _mm_prefetch(reinterpret_cast<const char*>(val + uint64_t(i + kPrefetchChunks) * vb), _MM_HINT_T0);
+    if (u == 0) _mm_prefetch(reinterpret_cast<const char*>(idx + uint64_t(i + kPrefetchChunks) * ib), _MM_HINT_T0);
+    step_at(i, u, x + uint64_t(i) * 128, val + uint64_t(i) * vb, offsets(k, idx, i, bits));
   };
   for (uint32_t i8 = 0; i8 < s.n; i8 += 8) {
-    const uint32_t base = T.base[i8 / 8];
-    const size_t end = s.n - i8 < 8 ? s.n : i8 + 8;
+    const uint32_t base = T.base[i8 / 8], end = s.n - i8 < 8 ? s.n : i8 + 8;
     d16 = load_scales(dsc + base, T.full, s.ng - base);
     if (VF == ValueKind::Q4) m16 = load_scales(dsc + s.ng + base, T.full, s.ng - base);  // m[groups] after d[groups]
-    size_t i = i8;
+    uint32_t i = i8;
     for (; i + 1 < end; i += 2) {
       step(i, 0);
       step(i + 1, 1);
