@@ -21,21 +21,22 @@ constexpr uint64_t kYieldNs = 20000;
 // Ports without a clock (now_ns() == 0) end a spin after this many pauses.
 constexpr uint32_t kSpinPausesWithoutClock = 4000;
 
-// Spins until done() or the spin time is up; returns done().
+// Spins until done() or the spin time is up. done() leaves what it read in
+// the caller's variables, which the caller checks again before sleeping.
 template <class Done>
-bool spin_until(Done done) {
+void spin_until(Done done) {
   const uint64_t start = port::now_ns();
   uint64_t last_yield = start;
   for (uint32_t i = 1;; ++i) {
-    if (done()) return true;
+    if (done()) return;
     port::cpu_relax();
     if (i % 32 != 0) continue;  // the clock is read every 32 pauses
     if (start == 0) {
-      if (i >= kSpinPausesWithoutClock) return done();
+      if (i >= kSpinPausesWithoutClock) return;
       continue;
     }
     const uint64_t now = port::now_ns();
-    if (now - start >= kSpinNs) return done();
+    if (now - start >= kSpinNs) return;
     if (now - last_yield >= kYieldNs) {
       port::yield_core();
       last_yield = now;
