@@ -148,7 +148,7 @@ int run_bench(const Args& a) {
           Row r{several_isas ? label + "@" + ks->name : label, ks, t, per_token, matrix_bits / matrix_weights, nullptr,
                 0, 0, 0, {}, 0};
           r.session.reset(new host::MemorySession(*models.back(), t, prompt, prompt + decode + 8, budget));
-          stk_session_impl(r.session->get())->kernels = ks;
+          session_use_kernels(stk_session_impl(r.session->get()), ks);
           if (budget != 0) {  // what the session holds at the budget: fixed tensors + resident blocks
             stk_budget_report rep = STK_BUDGET_REPORT_INIT;
             stk_message m{};

@@ -4,6 +4,7 @@
 #include <new>
 
 #include "ports/port.h"
+#include "runtime/bitstack_signs16.h"
 
 namespace stk {
 
@@ -16,7 +17,8 @@ uint64_t model_full_budget(const Model& m) {
 
 namespace {
 
-WeightView* view_for_slot(LayerWeights* L, uint32_t role_slot) {
+template <typename Layer>  // LayerWeights, const or not
+auto view_for_slot(Layer* L, uint32_t role_slot) -> decltype(&L->wq) {
   switch (role_slot) {
     case 0: return &L->wq;
     case 1: return &L->wk;
@@ -25,6 +27,17 @@ WeightView* view_for_slot(LayerWeights* L, uint32_t role_slot) {
     case 4: return &L->w1;
     case 5: return &L->w2;
     default: return &L->w3;
+  }
+}
+
+// Re-lays the sign planes of resident blocks [from, to) that take the 16-row layout.
+void relayout_blocks(BlockPool* p, uint32_t from, uint32_t to, bool to_groups) {
+  const BitStackIndex& ix = *p->index;
+  for (uint32_t b = from; b < to; ++b) {
+    const BitStackTensor& t = p->tensors[ix.blocks[b].slot];
+    if (!signs16_applies(t.rows, t.cols)) continue;
+    signs16_relayout(p->base + ix.prefix[b] + sizeof(BitStackBlockHeader), t.rows, (t.cols + 7) / 8, to_groups,
+                     p->scratch);
   }
 }
 
@@ -57,6 +70,7 @@ Status push_blocks(BlockPool* p, uint32_t to, Message* msg) {
     BitStackTensor& t = p->tensors[ix.blocks[b].slot];
     t.blocks[t.n_loaded++] = p->base + ix.prefix[b];
   }
+  if (p->signs16) relayout_blocks(p, from, to, true);
   p->resident = to;
   return Status::Ok;
 }
@@ -69,7 +83,7 @@ void pop_blocks(BlockPool* p, uint32_t to) {
 
 }  // namespace
 
-Status block_pool_plan(const Model& m, uint64_t max_budget, Arena* a, BlockPool** out, Message* msg) {
+Status block_pool_plan(const Model& m, uint64_t max_budget, bool signs16, Arena* a, BlockPool** out, Message* msg) {
   *out = nullptr;
   const BitStackIndex* ix = m.bitstack;
   if (ix == nullptr) {
@@ -93,6 +107,17 @@ Status block_pool_plan(const Model& m, uint64_t max_budget, Arena* a, BlockPool*
   const uint8_t** ptrs = a->take_array<const uint8_t*>(ix->n_blocks);
   LayerWeights* layers = a->take_array<LayerWeights>(n_layers);
   uint8_t* base = static_cast<uint8_t*>(a->take(ix->prefix[cap], kDataAlign));
+  size_t scratch_bytes = 0;  // for the widest plane that takes the 16-row layout
+  for (uint32_t l = 0; signs16 && l < n_layers; ++l) {
+    for (uint32_t r = 0; r < kBitStackRolesPerLayer; ++r) {
+      const WeightView* w = view_for_slot(&m.layers[l], r);
+      if (w->format == WeightFormat::BitStack && signs16_applies(w->rows, w->cols)) {
+        const size_t need = signs16_scratch_bytes((w->cols + 7) / 8);
+        scratch_bytes = need > scratch_bytes ? need : scratch_bytes;
+      }
+    }
+  }
+  uint8_t* scratch = scratch_bytes != 0 ? static_cast<uint8_t*>(a->take(scratch_bytes, 64)) : nullptr;
   if (a->measuring() || a->overflowed()) return Status::Ok;
 
   new (p) BlockPool{};
@@ -103,21 +128,34 @@ Status block_pool_plan(const Model& m, uint64_t max_budget, Arena* a, BlockPool*
   p->resident = 0;
   p->tensors = tensors;
   p->layers = layers;
+  p->signs16 = scratch != nullptr;
+  p->scratch = scratch;
   std::memcpy(static_cast<void*>(layers), m.layers, sizeof(LayerWeights) * n_layers);
   for (uint32_t s = 0; s < ix->n_slots; ++s) {
     BitStackTensor& t = tensors[s];
-    t = BitStackTensor{nullptr, ptrs + ix->slot_first[s], 0, 0, 0};
+    t = BitStackTensor{nullptr, ptrs + ix->slot_first[s], 0, 0, 0, false};
     if (ix->slot_file_blocks[s] == 0) continue;
     WeightView* w = view_for_slot(&layers[s / kBitStackRolesPerLayer], s % kBitStackRolesPerLayer);
     t.in_scale = (w->params[1] & 1u) ? reinterpret_cast<const float*>(w->data) : nullptr;
     t.rows = w->rows;
     t.cols = w->cols;
+    t.signs16 = p->signs16 && signs16_applies(t.rows, t.cols);
     w->data = reinterpret_cast<const uint8_t*>(&t);
   }
   const Status s = push_blocks(p, cap, msg);
   if (s != Status::Ok) return s;
   *out = p;
   return Status::Ok;
+}
+
+void block_pool_use_signs16(BlockPool* p, bool signs16) {
+  if (p->scratch == nullptr) return;  // no plane takes the layout, or the pool was planned without it
+  if (signs16 != p->signs16) relayout_blocks(p, 0, p->resident, signs16);
+  p->signs16 = signs16;
+  for (uint32_t s = 0; s < p->index->n_slots; ++s) {
+    BitStackTensor& t = p->tensors[s];
+    t.signs16 = signs16 && signs16_applies(t.rows, t.cols);
+  }
 }
 
 Status block_pool_set_budget(BlockPool* p, uint64_t budget, BudgetReport* r, Message* msg) {

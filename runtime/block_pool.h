@@ -21,6 +21,7 @@ struct BitStackTensor {
   const uint8_t** blocks; // resident blocks in this tensor's order
   uint32_t n_loaded;
   uint32_t rows, cols;
+  bool signs16;           // sign planes in 16-row groups (runtime/bitstack_signs16.h)
 };
 
 // Block b (< n_loaded) of a tensor as the kernels read it: its sign plane
@@ -28,11 +29,12 @@ struct BitStackTensor {
 // kBitStackKindScaledFirst block, block 0's times u_scale (the block index
 // validated that block 0 is low-rank, of the same rank, and resident first).
 struct BitStackBlockView {
-  const uint8_t* signs;  // [rows][sign_row_bytes]
+  const uint8_t* signs;  // [rows][sign_row_bytes], or in 16-row groups when signs16
   const uint8_t* U;      // fp16 [rank][rows]
   const uint8_t* V;      // fp16 [rank][cols]
   uint32_t rank, sign_row_bytes;
   float u_scale;         // multiplies every U value
+  bool signs16;
 };
 
 inline BitStackBlockView bitstack_block_view(const BitStackTensor& T, uint32_t b) {
@@ -43,6 +45,7 @@ inline BitStackBlockView bitstack_block_view(const BitStackTensor& T, uint32_t b
   v.rank = h.rank;
   v.sign_row_bytes = h.sign_row_bytes;
   v.u_scale = 1.0f;
+  v.signs16 = T.signs16;
   const uint8_t* factors = T.blocks[b];
   if (h.kind == kBitStackKindScaledFirst) {
     std::memcpy(&v.u_scale, &h.reserved[0], 4);
@@ -77,13 +80,23 @@ struct BlockPool {
   uint32_t resident;        // current prefix length
   BitStackTensor* tensors;  // [index->n_slots]
   LayerWeights* layers;     // the model's layers with BitStack views pointing at `tensors`
+  bool signs16;             // re-lay sign planes in 16-row groups where they apply
+  uint8_t* scratch;         // signs16_scratch_bytes of the widest such plane
 };
 
 // Reserves the pool for budgets up to max_budget (0 = the full model) in the
 // arena and, with real memory, fills it to that budget. For a model without
 // BitStack tensors *out is null and nothing is reserved. Fails with
-// Status::Budget when max_budget is below the model's minimum.
-Status block_pool_plan(const Model& m, uint64_t max_budget, Arena* a, BlockPool** out, Message* msg);
+// Status::Budget when max_budget is below the model's minimum. signs16: lay
+// sign planes out for a kernel set that reads them in 16-row groups
+// (KernelSet::bitstack_signs16).
+Status block_pool_plan(const Model& m, uint64_t max_budget, bool signs16, Arena* a, BlockPool** out, Message* msg);
+
+// Re-lays the resident blocks' sign planes for a kernel set that reads them
+// row-major (false) or in 16-row groups (true); later pushes follow. A pool
+// planned without signs16 has no scratch for it and stays row-major, which
+// every kernel reads.
+void block_pool_use_signs16(BlockPool* p, bool signs16);
 
 // Moves the resident prefix to the longest one within `budget` (clamped to
 // the pool's capacity). Fails, changing nothing, below the minimum.

@@ -45,7 +45,8 @@ Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Sess
   const uint32_t prompt_cap = 2 * ctx + 8;
   int32_t* prompt = a->take_array<int32_t>(prompt_cap);
   BlockPool* block_pool = nullptr;
-  Status bs = block_pool_plan(model, cfg.max_budget, a, &block_pool, msg);
+  const KernelSet* kernels = cfg.scalar_kernels ? &kernel_table_scalar() : &kernels_best();
+  Status bs = block_pool_plan(model, cfg.max_budget, kernels->bitstack_signs16, a, &block_pool, msg);
   if (bs != Status::Ok) return bs;
   if (a->measuring()) return Status::Ok;
   if (a->overflowed()) {
@@ -75,7 +76,7 @@ Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Sess
   s->act_q8 = act_q8;
   s->act_q8_scales = act_q8_scales;
   s->act_q8_ld = act_ld;
-  s->kernels = cfg.scalar_kernels ? &kernel_table_scalar() : &kernels_best();
+  s->kernels = kernels;
   s->observer = nullptr;
   s->observer_user = nullptr;
   sampler_init(&s->sampler, c.vocab_size, 0.0f, 0.0f, 0, ps);
@@ -87,6 +88,11 @@ Status session_plan(const Model& model, const SessionConfig& cfg, Arena* a, Sess
   if (st != Status::Ok) return st;
   *out = s;
   return Status::Ok;
+}
+
+void session_use_kernels(Session* s, const KernelSet* k) {
+  s->kernels = k;
+  if (s->block_pool != nullptr) block_pool_use_signs16(s->block_pool, k->bitstack_signs16);
 }
 
 void session_stop(Session* s) {

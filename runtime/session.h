@@ -55,7 +55,7 @@ struct Session {
   int8_t* act_q8;        // [B][act_q8_ld] int8 activations for integer kernels
   float* act_q8_scales;  // [B][ceil(max_width/32)]
   size_t act_q8_ld;
-  const KernelSet* kernels;  // chosen at init; tests may swap in another ISA
+  const KernelSet* kernels;  // chosen at init; tests and the bench swap sets with session_use_kernels
   // Calibration hook (host tools): sees the input of every matrix product.
   ActivationObserver observer;
   void* observer_user;
@@ -71,6 +71,9 @@ struct Session {
 // Lays out a session in `arena` (measuring when arena.base is null). On
 // success with real memory, *out points into the arena. Threads are started.
 Status session_plan(const Model& model, const SessionConfig& cfg, Arena* arena, Session** out, Message* msg);
+// Switches the session to kernel set k between two evaluations, laying the
+// resident BitStack sign planes out as k reads them.
+void session_use_kernels(Session* s, const KernelSet* k);
 void session_stop(Session* s);
 
 // Runs tokens[0..n) at positions pos..pos+n-1. logits_out (optional) gets

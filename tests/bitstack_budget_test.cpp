@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "c_api/stackrt.h"
+#include "c_api/stackrt_internal.h"
+#include "runtime/session.h"
 #include "runtime/bitstack_format.h"
 #include "tests/alloc_counter.h"
 #include "tests/bitstack_fixture.h"
@@ -51,8 +53,9 @@ struct Session {
   std::vector<uint8_t> arena;
   stk_session* s = nullptr;
   size_t bytes = 0;
-  Session(stk_model* model, uint64_t max_budget, uint32_t threads = 1) {
+  Session(stk_model* model, uint64_t max_budget, uint32_t threads = 1, uint32_t flags = 0) {
     stk_session_config cfg = STK_SESSION_CONFIG_INIT;
+    cfg.flags = flags;
     cfg.max_budget_bytes = max_budget;
     cfg.n_threads = threads;
     cfg.max_batch = 64;
@@ -262,6 +265,35 @@ TEST(BitStackModel, KvCacheContinuesAcrossABudgetChange) {
   std::vector<float> a = run(true), b = run(true), c = run(false);
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
+}
+
+// A kernel set that reads sign planes in 16-row groups gets them so
+// (runtime/bitstack_signs16.h); switching a session to a set that reads them
+// row-major re-lays the resident blocks and the ones loaded after, and
+// switching back restores the first layout: each gives the bits of a session
+// that had that set from the start.
+TEST(BitStackModel, SwitchingKernelSetsRelaysTheSignPlanes) {
+  Opened o;
+  const int32_t tok[3] = {1, 400, 300};
+  auto logits = [&](stk_session* s) {
+    stk_message m{};
+    stk_session_reset(s);
+    EXPECT_EQ(stk_session_eval(s, tok, 3, nullptr, &m), STK_OK) << m.text;
+    return std::vector<float>(stk_session_logits(s), stk_session_logits(s) + 512);
+  };
+  Session best(o.model, 0), scalar(o.model, 0, 1, STK_SESSION_SCALAR_KERNELS);
+  const std::vector<float> want_best = logits(best.s), want_scalar = logits(scalar.s);
+  if (stk::kernels_best().bitstack_signs16) EXPECT_NE(want_best, want_scalar);
+
+  Session s(o.model, 0);
+  stk_message m{};
+  stk_budget_report r = STK_BUDGET_REPORT_INIT;
+  ASSERT_EQ(stk_session_set_budget(s.s, o.info.min_budget_bytes + 20000, &r, &m), STK_OK) << m.text;
+  session_use_kernels(stk_session_impl(s.s), &kernel_table_scalar());
+  ASSERT_EQ(stk_session_set_budget(s.s, o.info.full_budget_bytes, &r, &m), STK_OK) << m.text;
+  EXPECT_EQ(logits(s.s), want_scalar);
+  session_use_kernels(stk_session_impl(s.s), &kernels_best());
+  EXPECT_EQ(logits(s.s), want_best);
 }
 
 // Hostile block headers are rejected at open (data checksums skipped so the

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runtime/bitstack_format.h"
+#include "runtime/bitstack_signs16.h"
 #include "runtime/block_pool.h"
 #include "runtime/half.h"
 #include "runtime/kernels/kernels.h"
@@ -302,7 +303,7 @@ void build(TestTensor* tt, uint32_t rows, uint32_t cols, uint32_t n_blocks, uint
     tt->mem.push_back(p);
     tt->ptrs.push_back(p);
   }
-  tt->t = BitStackTensor{with_scale ? tt->scale.data() : nullptr, tt->ptrs.data(), n_blocks, rows, cols};
+  tt->t = BitStackTensor{with_scale ? tt->scale.data() : nullptr, tt->ptrs.data(), n_blocks, rows, cols, false};
   tt->view = WeightView{WeightFormat::BitStack, rows, cols, reinterpret_cast<const uint8_t*>(&tt->t), 0, {n_blocks, 0, 0, 0}};
 }
 
@@ -460,6 +461,84 @@ TEST(BitStackKernel, RowSplitsAndLoneTokensGiveTheSameBits) {
         ks.fn(tt.view, one, y1.data(), ldy, 0, sh[0]);
         EXPECT_EQ(std::memcmp(y1.data(), y.data() + size_t(t) * ldy, ldy * sizeof(float)), 0)
             << ks.name << " " << sh[0] << "x" << sh[1] << ", token " << t << " alone";
+      }
+    }
+  }
+}
+
+// The 16-row sign layout (runtime/bitstack_signs16.h) keeps every sign byte
+// where signs16_byte says, and re-laying back restores the plane.
+TEST(BitStackSigns16, RelayoutPutsEveryByteWhereItsAddressSaysAndBack) {
+  const uint32_t shapes[][2] = {{16, 64}, {37, 96}, {64, 64}, {50, 1056}, {33, 128}};
+  std::mt19937 g(5);
+  for (auto& sh : shapes) {
+    const uint32_t rows = sh[0], stride = (sh[1] + 7) / 8;
+    ASSERT_TRUE(signs16_applies(rows, sh[1]));
+    std::vector<uint8_t> plane(size_t(rows) * stride), scratch(signs16_scratch_bytes(stride));
+    for (uint8_t& b : plane) b = uint8_t(g());
+    std::vector<uint8_t> grouped = plane;
+    signs16_relayout(grouped.data(), rows, stride, true, scratch.data());
+    EXPECT_NE(grouped, plane) << rows << "x" << sh[1];
+    for (uint32_t r = 0; r < rows; ++r)
+      for (uint32_t j = 0; j < stride; ++j)
+        ASSERT_EQ(grouped[signs16_byte(r, j, rows, stride)], plane[size_t(r) * stride + j])
+            << rows << "x" << sh[1] << " row " << r << " byte " << j;
+    signs16_relayout(grouped.data(), rows, stride, false, scratch.data());
+    EXPECT_EQ(grouped, plane) << rows << "x" << sh[1];
+  }
+  EXPECT_FALSE(signs16_applies(64, 172));  // 22-byte rows: not whole dwords
+  EXPECT_FALSE(signs16_applies(15, 64));   // no full group
+}
+
+// The kernels that read the 16-row layout give the same bits from it as from
+// row-major planes, for any row split: groups cut by the split, rows after
+// the last full group, spans wider than 1024 columns.
+TEST(BitStackKernel, SignPlanesIn16RowGroupsGiveTheSameBits) {
+  std::vector<KernelUnderTest> readers = {{"scalar", matmul_bitstack_scalar, 0}};
+#if defined(__x86_64__)
+  if (kernels_for(Isa::Avx512) != nullptr && __builtin_cpu_supports("avx512vnni") &&
+      __builtin_cpu_supports("avx512vbmi")) {
+    readers.push_back({"vbmi", matmul_bitstack_vbmi, 0});
+  }
+#endif
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon}) {  // what each table says it reads
+    const KernelSet* k = kernels_for(isa);
+    if (k != nullptr && k->bitstack_signs16) readers.push_back({k->name, k->get(WeightFormat::BitStack), 0});
+  }
+  const uint32_t shapes[][2] = {{16, 32}, {37, 96}, {64, 64}, {50, 1056}, {96, 768}};
+  uint32_t seed = 90;
+  for (auto& sh : shapes) {
+    TestTensor tt;
+    build(&tt, sh[0], sh[1], 4, seed++, /*rank_base=*/1, /*rank_cycle=*/5);
+    const uint32_t rows = sh[0], n = 2, ldx = sh[1] + 3, ldy = rows + 1, stride = (sh[1] + 7) / 8;
+    const std::vector<float> x = random_input(n, ldx, seed);
+    Activations act{x.data(), ldx, n, nullptr, nullptr, 0};
+    TestTensor grouped_tt;  // the same blocks, planes re-laid
+    grouped_tt.rows = rows;
+    grouped_tt.cols = sh[1];
+    std::vector<uint8_t> scratch(signs16_scratch_bytes(stride));
+    for (uint32_t b = 0; b < 4; ++b) {
+      BitStackBlockHeader h;
+      std::memcpy(&h, tt.ptrs[b], sizeof h);
+      uint8_t* p = static_cast<uint8_t*>(std::aligned_alloc(64, h.bytes));
+      std::memcpy(p, tt.ptrs[b], h.bytes);
+      signs16_relayout(p + sizeof h, rows, stride, true, scratch.data());
+      grouped_tt.mem.push_back(p);
+      grouped_tt.ptrs.push_back(p);
+    }
+    grouped_tt.t = tt.t;
+    grouped_tt.t.blocks = grouped_tt.ptrs.data();
+    grouped_tt.t.signs16 = true;
+    grouped_tt.view = tt.view;
+    grouped_tt.view.data = reinterpret_cast<const uint8_t*>(&grouped_tt.t);
+    for (const KernelUnderTest& ks : readers) {
+      std::vector<float> y(size_t(n) * ldy, -7.0f);
+      ks.fn(tt.view, act, y.data(), ldy, 0, rows);
+      for (uint32_t step : {rows, 1u, 5u, 16u, 17u, 40u}) {
+        std::vector<float> y2(size_t(n) * ldy, -7.0f);
+        for (uint32_t r = 0; r < rows; r += step) ks.fn(grouped_tt.view, act, y2.data(), ldy, r, std::min(rows, r + step));
+        EXPECT_EQ(std::memcmp(y.data(), y2.data(), y.size() * sizeof(float)), 0)
+            << ks.name << " " << rows << "x" << sh[1] << ", rows in steps of " << step;
       }
     }
   }

@@ -80,7 +80,7 @@ double ppl_of(const Packed& pm, const std::vector<std::string>& stories, bool f3
       custom.fn[uint32_t(f)] = stk::matmul_lowbit_f32act_scalar;
       custom.wants_q8_activations[uint32_t(f)] = false;
     }
-    stk_session_impl(ms.get())->kernels = &custom;
+    stk::session_use_kernels(stk_session_impl(ms.get()), &custom);
   }
   return stk::host::score_stories(mm.get(), ms.get(), stories).ppl();
 }

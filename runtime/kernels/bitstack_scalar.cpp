@@ -5,10 +5,12 @@
 // z = v_k ⊙ s ⊙ x over the tile and 16 nibble tables lut[g][m] = sum of z
 // over the columns of group g whose bit is set in m; a row's signed sum over
 // the tile is then 2 * (16 table lookups) - sum(z). Every row is computed by
-// the same sequence whatever row range the call covers.
+// the same sequence whatever row range the call covers. Sign planes may be
+// row-major or in 16-row groups (runtime/bitstack_signs16.h).
 #include <cstring>
 
 #include "runtime/bitstack_format.h"
+#include "runtime/bitstack_signs16.h"
 #include "runtime/block_pool.h"
 #include "runtime/half.h"
 #include "runtime/kernels/kernels.h"
@@ -51,9 +53,13 @@ void matmul_bitstack_scalar(const WeightView& w, const Activations& a, float* y,
           }
           const uint32_t nbytes = (n + 7) / 8;
           for (uint32_t r = r0; r < r1; ++r) {
-            const uint8_t* sr = signs + size_t(r) * bv.sign_row_bytes + c0 / 8;
             float pos = 0.0f;
-            for (uint32_t j = 0; j < nbytes; ++j) pos += lut[2 * j][sr[j] & 15] + lut[2 * j + 1][sr[j] >> 4];
+            for (uint32_t j = 0; j < nbytes; ++j) {
+              const uint32_t at = c0 / 8 + j;
+              const uint8_t sb = signs[bv.signs16 ? signs16_byte(r, at, rows, bv.sign_row_bytes)
+                                                  : size_t(r) * bv.sign_row_bytes + at];
+              pos += lut[2 * j][sb & 15] + lut[2 * j + 1][sb >> 4];
+            }
             uint16_t hu;
             std::memcpy(&hu, U + (size_t(k) * rows + r) * 2, 2);
             yt[r] += (bv.u_scale * half_to_float(hu)) * (2.0f * pos - total);

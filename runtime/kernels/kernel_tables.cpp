@@ -64,6 +64,7 @@ KernelSet make_avx512() {
   }
   if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) {  // table lookup (vpermb)
     put(&k, WeightFormat::BitStack, matmul_bitstack_vbmi);
+    k.bitstack_signs16 = true;
   } else if (__builtin_cpu_supports("avx512vnni")) {  // one vpdpbusd per rank and 64 signs
     put(&k, WeightFormat::BitStack, matmul_bitstack_vnni);
   }

@@ -36,6 +36,9 @@ struct KernelSet {
   const char* name;
   MatmulFn fn[kFormatSlots];
   bool wants_q8_activations[kFormatSlots];
+  // Its BitStack kernel reads sign planes fastest in 16-row groups, so the
+  // block pool lays them out so (runtime/bitstack_signs16.h).
+  bool bitstack_signs16;
 
   MatmulFn get(WeightFormat f) const { return uint32_t(f) < kFormatSlots ? fn[uint32_t(f)] : nullptr; }
 };
