@@ -20,7 +20,8 @@
 //    are the groups in the low and the high nibbles of the dword's bytes, so
 //    the indices are the dword masked, and shifted by 4 and masked (on port
 //    0), not picked apart with vpmultishiftqb (port 5, with the lookups and
-//    the transposes; 7% faster from L2). z is quantized per tile of kTile
+//    the transposes): 0.165-0.168 against 0.172 ms in the harness below,
+//    row-major. z is quantized per tile of kTile
 //    columns with the step that maps the largest one-signed sum of a group
 //    (sum of its positive z, or of its negative z) to kSumMax = 125, so every
 //    subset sum of the rounded z_q fits int8. That spends the int8 range on
@@ -35,9 +36,10 @@
 //    tensors) go through a 16 x 16 dword transpose of 16 rows' 64-byte
 //    slices in registers instead: 64 shuffles per 16 rows x 512 columns, on
 //    port 5 with the lookups. On a stories110M-sized stack (12 layers x 7
-//    matrices x 4 blocks) the grouped layout took 3.8-3.9 ms per token
-//    against 5.3 (1.35x), 1.27x with blocks in L2 (2-core Intel Xeon VM,
-//    one thread, a throwaway harness).
+//    matrices x 4 blocks, 45 MB) the grouped layout took 3.27-3.36 ms per
+//    token against 4.65-4.97 row-major, and 0.122-0.123 against 0.165-0.168
+//    ms for one layer of 2 blocks (in L2); 2-core Intel Xeon VM, one thread,
+//    a throwaway harness timing this function alone.
 //  - Sums: vpdpbusd(ones, looked-up bytes) adds a row's 4 bytes into its
 //    int32 lane; lanes are rows, so no horizontal sums are needed. Per tile
 //    the int32 sums are scaled into float; a row's signed sum is
