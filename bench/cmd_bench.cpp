@@ -4,6 +4,7 @@
 // weight once per token).
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <cstdio>
 #include <sstream>
@@ -81,13 +82,16 @@ int run_bench(const Args& a) {
   for (const std::string& name : split_list(a.get("--isa", "best"))) kernel_sets.push_back(&kernel_set_named(name));
   if (kernel_sets.empty()) throw UsageError("--isa expects at least one kernel set");
   const bool several_isas = kernel_sets.size() > 1;
+  // "bitstack-rowmajor" rows: a kernel set's copy that asks for row-major sign
+  // planes (KernelSet::bitstack_signs16 off), to time what the 16-row layout buys.
+  std::deque<KernelSet> row_major_sets;
 
   // Every (format, thread count) of a shape is timed once per round, and the
   // bandwidth is measured at the start of each round: a shared machine's
   // speed drifts over minutes, so rows measured in the same rounds are
   // comparable, and each row and the bandwidth report their best round.
   bench::ReadBandwidth bw{size_t(bw_bytes)};
-  std::printf("%-12s %-14s %3s %7s %12s %10s %11s %9s %9s", "shape", "format", "thr", "bpw", "bytes/token",
+  std::printf("%-12s %-17s %3s %7s %12s %10s %11s %9s %9s", "shape", "format", "thr", "bpw", "bytes/token",
               "decode t/s", "prefill t/s", "GB/s", "roofline");
   if (contend) std::printf(" %12s %8s", "busy-core t/s", "kept");
   std::printf("\n");
@@ -113,7 +117,8 @@ int run_bench(const Args& a) {
       host::PackedModel pm;
       std::string label = fname;
       uint64_t budget = 0;  // BitStack: the Q4 model's weight bytes
-      if (fname == "bitstack") {
+      const bool row_major = fname == "bitstack-rowmajor";
+      if (fname == "bitstack" || row_major) {
         budget = bench::total_weight_bytes(bench::synth_model(shape, host::parse_format_spec("q4"), 8));
         bench::SynthBitStack sb = bench::synth_bitstack(shape, prompt + decode + 8, kBitStackBenchBlocks);
         pm = std::move(sb.model);
@@ -148,7 +153,11 @@ int run_bench(const Args& a) {
           Row r{several_isas ? label + "@" + ks->name : label, ks, t, per_token, matrix_bits / matrix_weights, nullptr,
                 0, 0, 0, {}, 0};
           r.session.reset(new host::MemorySession(*models.back(), t, prompt, prompt + decode + 8, budget));
-          session_use_kernels(stk_session_impl(r.session->get()), ks);
+          if (row_major) {
+            row_major_sets.push_back(*ks);
+            row_major_sets.back().bitstack_signs16 = false;
+          }
+          session_use_kernels(stk_session_impl(r.session->get()), row_major ? &row_major_sets.back() : ks);
           if (budget != 0) {  // what the session holds at the budget: fixed tensors + resident blocks
             stk_budget_report rep = STK_BUDGET_REPORT_INIT;
             stk_message m{};
@@ -156,7 +165,7 @@ int run_bench(const Args& a) {
             const uint64_t blocks = rep.weight_bytes - fixed_bytes;
             r.per_token = per_token + blocks;
             r.bpw = (matrix_bits + 8.0 * double(blocks)) / matrix_weights;
-            if (t == 1) r.rebuild_resident = bench::uniform_resident(rebuild_matrices.size(), rep.blocks_resident);
+            if (t == 1 && !row_major) r.rebuild_resident = bench::uniform_resident(rebuild_matrices.size(), rep.blocks_resident);
           }
           rows.push_back(std::move(r));
         }
@@ -230,7 +239,7 @@ int run_bench(const Args& a) {
       }
       const double gbs = double(r.per_token) * r.decode_tps;
       const double roof = gbs / bandwidth[r.threads];
-      std::printf("%-12s %-14s %3u %7.3f %12llu %10.2f %11.1f %9.2f %8.1f%%", shape.name.c_str(), r.label.c_str(),
+      std::printf("%-12s %-17s %3u %7.3f %12llu %10.2f %11.1f %9.2f %8.1f%%", shape.name.c_str(), r.label.c_str(),
                   r.threads, r.bpw, (unsigned long long)r.per_token, r.decode_tps, r.prefill_tps, gbs / 1e9,
                   roof * 100);
       if (contend) std::printf(" %12.2f %7.1f%%", r.contended_tps, 100.0 * r.contended_tps / r.decode_tps);
@@ -265,7 +274,7 @@ const Command kBenchCommand = {
     "Decode/prefill speed of random-weight models with real shapes per format and thread count, vs memory bandwidth.",
     {
         {"--shapes", "LIST", "stories15M,stories110M,tinyllama (default all three)"},
-        {"--formats", "LIST", "weight formats, e.g. f32,q8,q4,q3g64,q2,t2 (default f32,q8,q4,q3,q2,t2); N:M-F = N:M-sparse layers, values F (2:4-q8); bitstack = random BitStack blocks at the Q4 model's weight bytes"},
+        {"--formats", "LIST", "weight formats, e.g. f32,q8,q4,q3g64,q2,t2 (default f32,q8,q4,q3,q2,t2); N:M-F = N:M-sparse layers, values F (2:4-q8); bitstack = random BitStack blocks at the Q4 model's weight bytes; bitstack-rowmajor = the same with sign planes left row-major in RAM"},
         {"--threads", "LIST", "thread counts (default 1,2)"},
         {"--prompt", "N", "prefill tokens (default 64)"},
         {"--decode", "N", "decode steps timed (default 32)"},

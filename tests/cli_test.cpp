@@ -527,6 +527,28 @@ TEST_F(Cli, BenchBitStackRowFillsTheQ4Budget) {
   EXPECT_EQ(std::stod(m[1]), 0.0);
 }
 
+// The bitstack-rowmajor row times the same blocks with the sign planes left
+// row-major in RAM: same bytes, its own speed, no dense-rebuild timing.
+TEST_F(Cli, BenchBitStackRowMajorRowTimesTheSameBlocks) {
+  Result r = run({"bench", "--shapes", "stories15M", "--formats", "bitstack,bitstack-rowmajor", "--threads", "1",
+                  "--prompt", "2", "--decode", "2", "--bw-mib", "64", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, double> bytes, tps, rebuild;
+  const std::regex row(
+      R"re("format": "([a-z-]+)".*?"weight_bytes_per_token": (\d+), "decode_tok_s": ([0-9.]+).*?"dense_rebuild_tok_s": ([0-9.]+))re");
+  for (std::sregex_iterator it(r.out.begin(), r.out.end(), row), end; it != end; ++it) {
+    bytes[(*it)[1]] = std::stod((*it)[2]);
+    tps[(*it)[1]] = std::stod((*it)[3]);
+    rebuild[(*it)[1]] = std::stod((*it)[4]);
+  }
+  ASSERT_EQ(bytes.count("bitstack"), 1u) << r.out;
+  ASSERT_EQ(bytes.count("bitstack-rowmajor"), 1u) << r.out;
+  EXPECT_EQ(bytes["bitstack-rowmajor"], bytes["bitstack"]);
+  EXPECT_GT(tps["bitstack-rowmajor"], 0.0);
+  EXPECT_GT(rebuild["bitstack"], 0.0);
+  EXPECT_EQ(rebuild["bitstack-rowmajor"], 0.0);
+}
+
 // stk bench --isa LIST: one row per kernel set, labelled format@set, and the
 // JSON names the set each row ran; an unknown set is a usage error.
 TEST_F(Cli, BenchIsaListTimesEachKernelSet) {
