@@ -56,7 +56,8 @@
 // Determinism: every row's arithmetic is in its own lane and the same
 // whatever rows share its group, so results do not depend on how rows are
 // split. Rows past r1 in a row-major group read nothing (zero signs), rows
-// of a 16-row group outside [r0, r1) are computed and not stored. Units, slices, tiles and passes are cut from cols and rank alone.
+// of a 16-row group outside [r0, r1) are computed and not stored. Units,
+// slices, tiles and passes are cut from cols and rank alone.
 // Stack: about 19 KB (one unit of tables 16.2 KB, transposed signs 2 KB).
 // Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vbmi -mavx512vnni
 // -mfma -mf16c; filed only when the CPU has them.
@@ -87,7 +88,10 @@ constexpr float kSumMax = 125.0f;                    // the largest one-signed s
 //   float step[ntiles][K]  z_q's step times the block's u_scale
 //   float corr[K]          per rank: sum over the tiles of step * sum(z_q)
 //   (zeros to 64 bytes)
-//   int8 t[nblocks][K][64] per 16 columns and rank: entry 16 g + p
+//   int8 t[nblocks][K][64] per 16 columns and rank; for a pair of blocks
+//                          2i, 2i + 1, slot 2i holds the table of the low
+//                          nibbles' groups, slot 2i + 1 that of the high
+//                          ones (an odd last block: a pair with zero z_q)
 inline uint32_t unit_header_bytes(uint32_t K, uint32_t n) {
   const uint32_t ntiles = (n + kTile - 1) / kTile;
   return (4 * K * (ntiles + 1) + 63) / 64 * 64;
@@ -104,8 +108,9 @@ struct UnitView {
         t(reinterpret_cast<const int8_t*>(u + unit_header_bytes(K, n))) {}
 };
 
-// Constants of the table build: byte e of idx[b] = column 4 * (e / 16) + b of
-// the block, and bit e of mask[b] = bit b of e % 16.
+// Constants of the table build: byte e of idx[h][b] = column 8 * (e / 16) +
+// 4 h + b of the block pair (h = 0: the groups of the low nibbles), and bit e
+// of mask[b] = bit b of e % 16.
 struct BuildConsts {
   __m512i idx[2][4];
   __mmask64 mask[4];
