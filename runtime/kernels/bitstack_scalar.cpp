@@ -53,13 +53,16 @@ void matmul_bitstack_scalar(const WeightView& w, const Activations& a, float* y,
           }
           const uint32_t nbytes = (n + 7) / 8;
           for (uint32_t r = r0; r < r1; ++r) {
-            float pos = 0.0f;
-            for (uint32_t j = 0; j < nbytes; ++j) {
-              const uint32_t at = c0 / 8 + j;
-              const uint8_t sb = signs[bv.signs16 ? signs16_byte(r, at, rows, bv.sign_row_bytes)
-                                                  : size_t(r) * bv.sign_row_bytes + at];
-              pos += lut[2 * j][sb & 15] + lut[2 * j + 1][sb >> 4];
+            const uint8_t* sr = signs + size_t(r) * bv.sign_row_bytes + c0 / 8;
+            uint8_t gathered[kTile / 8];
+            if (bv.signs16) {  // this tile's bytes of row r, from wherever its 16-row group keeps them
+              for (uint32_t j = 0; j < nbytes; ++j) {
+                gathered[j] = signs[signs16_byte(r, c0 / 8 + j, rows, bv.sign_row_bytes)];
+              }
+              sr = gathered;
             }
+            float pos = 0.0f;
+            for (uint32_t j = 0; j < nbytes; ++j) pos += lut[2 * j][sr[j] & 15] + lut[2 * j + 1][sr[j] >> 4];
             uint16_t hu;
             std::memcpy(&hu, U + (size_t(k) * rows + r) * 2, 2);
             yt[r] += (bv.u_scale * half_to_float(hu)) * (2.0f * pos - total);

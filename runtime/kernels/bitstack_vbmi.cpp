@@ -265,7 +265,7 @@ void rows_pass(const uint8_t* signs, uint32_t stride, uint32_t c0, uint32_t n, c
       const uint8_t* grp[G];
       bool grp_ahead[G];
       __m512i tr[Grouped ? 1 : G][16];
-      if (Grouped) {
+      if constexpr (Grouped) {
         for (int g = 0; g < G; ++g) {
           const uint32_t r = rb + 16 * g;
           grp[g] = r < r1 ? signs + size_t(r) * stride + size_t(at / 4) * 64 : nullptr;
@@ -285,7 +285,7 @@ void rows_pass(const uint8_t* signs, uint32_t stride, uint32_t c0, uint32_t n, c
               _mm_prefetch(ahead + (avail >= 64 ? 63 : avail - 1), _MM_HINT_T0);
             }
           }
-          transpose16(r, tr[Grouped ? 0 : g]);
+          transpose16(r, tr[g]);
         }
       }
       const uint32_t s1 = s0 + kBlocksPerSlice < nblocks ? s0 + kBlocksPerSlice : nblocks;
@@ -300,14 +300,14 @@ void rows_pass(const uint8_t* signs, uint32_t stride, uint32_t c0, uint32_t n, c
           __m512i lo[G], hi[G];
           for (int g = 0; g < G; ++g) {
             __m512i d;
-            if (Grouped) {
+            if constexpr (Grouped) {
               const uint8_t* v = grp[g] + size_t((b - s0) / 2) * 64;
               d = grp[g] != nullptr ? _mm512_load_si512(v) : _mm512_setzero_si512();
               if (grp[g] != nullptr && grp_ahead[g]) {
                 _mm_prefetch(reinterpret_cast<const char*>(v + size_t(kGroupsAhead) * 16 * stride), _MM_HINT_T0);
               }
             } else {
-              d = tr[Grouped ? 0 : g][(b - s0) / 2];
+              d = tr[g][(b - s0) / 2];
             }
             lo[g] = _mm512_ternarylogic_epi32(d, rc.nibble, rc.group, 0xEA);  // (d & 0x0F) | group
             hi[g] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(d, 4), rc.nibble, rc.group, 0xEA);
