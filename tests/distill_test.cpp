@@ -186,7 +186,8 @@ TEST(Distill, BitStackFactorsTrainOverBudgetsAndKeepTheSigns) {
     stk::host::DistillOptions opt;
     opt.max_epochs = 3;
     opt.threads = threads;
-    return stk::host::distill_bitstack(teacher, *student, st, {0, 0, 0}, seqs, opt);
+    std::vector<stk::host::GridTensor> grid;
+    return stk::host::distill_bitstack(teacher, *student, st, grid, {0, 0, 0}, seqs, opt);
   };
   std::vector<stk::host::BitStackBlock> blocks, again;
   HostModel student, student2;
@@ -211,6 +212,63 @@ TEST(Distill, BitStackFactorsTrainOverBudgetsAndKeepTheSigns) {
   EXPECT_LT(worst, 2e-3f * top);
   run(1, &again, &student2);
   for (size_t b = 0; b < blocks.size(); ++b) EXPECT_EQ(again[b].u, blocks[b].u);
+}
+
+}  // namespace
+
+namespace {
+
+// A fixed low-bit tensor trained beside the blocks (the BitStack packer's
+// embedding): its codes move, every weight the student computes with stays a
+// point of the tensor's own group grid, and the held-back KL falls.
+TEST(Distill, BitStackTrainsAFixedTensorsCodesOnTheirGrid) {
+  if (stk::test::kEmulationSizes) GTEST_SKIP() << "packer-side training, seconds on the host and many minutes under qemu";
+  const HostModel teacher = stk::host::import_llama2c(stk::test::data_path("stories260K.bin"));
+  const auto seqs = first_stories(teacher, 16);
+  size_t w1 = 0, emb = 0;
+  for (size_t i = 0; i < teacher.tensors.size(); ++i) {
+    if (teacher.tensors[i].role == TensorRole::W1 && teacher.tensors[i].layer == 1) w1 = i;
+    if (teacher.tensors[i].role == TensorRole::TokenEmbedding) emb = i;
+  }
+  const HostTensor& t = teacher.tensors[w1];
+  const HostTensor& e = teacher.tensors[emb];
+  stk::host::FormatSpec q4k;
+  q4k.format = stk::WeightFormat::Q4K;
+  q4k.group = stk::host::kDefaultLowbitKGroup;
+  const stk::host::LowbitTensor start = stk::host::lowbit_quantize_rtn(e.data.data(), e.rows, e.cols, q4k);
+  auto run = [&](uint32_t threads, stk::host::LowbitTensor* codes, HostModel* student) {
+    std::vector<stk::host::BitStackBlock> blocks = stk::host::bitstack_decompose(t.data.data(), t.rows, t.cols, 2, 1);
+    *codes = start;
+    *student = teacher;
+    std::vector<stk::host::StackedTensor> st(1);
+    st[0].tensor = w1;
+    st[0].blocks = &blocks;
+    std::vector<stk::host::GridTensor> grid{{emb, codes}};
+    stk::host::DistillOptions opt;
+    opt.max_epochs = 2;
+    opt.stories_per_step = 1;  // steps enough for codes to cross half a grid step
+    opt.lr = 0.02;
+    opt.threads = threads;
+    return stk::host::distill_bitstack(teacher, *student, st, grid, {0, 0}, seqs, opt);
+  };
+  stk::host::LowbitTensor codes, again;
+  HostModel student, student2;
+  const stk::host::DistillReport rep = run(2, &codes, &student);
+  EXPECT_LT(rep.kl_after, rep.kl_before);
+  size_t moved = 0;
+  for (size_t k = 0; k < codes.codes.size(); ++k) moved += codes.codes[k] != start.codes[k];
+  EXPECT_GT(moved, 16u);
+  EXPECT_EQ(codes.d, start.d);  // the grid itself is not trained
+  EXPECT_EQ(codes.m, start.m);
+  const uint32_t gpr = codes.groups_per_row();
+  for (uint32_t r = 0; r < e.rows; ++r)
+    for (uint32_t c = 0; c < e.cols; ++c) {
+      const size_t k = size_t(r) * e.cols + c, g = size_t(r) * gpr + c / codes.group;
+      ASSERT_EQ(student.tensors[emb].data[k], stk::host::lowbit_decode_value(codes.format, codes.codes[k], codes.d[g], codes.m[g]))
+          << r << "," << c;
+    }
+  run(1, &again, &student2);
+  EXPECT_EQ(again.codes, codes.codes);
 }
 
 }  // namespace

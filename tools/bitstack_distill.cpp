@@ -126,6 +126,20 @@ void backward(const TensorState& s, const std::vector<float>& in_scale, uint32_t
   factor_grads(s.p[0], G0, &(*g)[0]);
 }
 
+// The grid tensor's effective weights for `latent` (nearest code of each
+// weight's group grid); with `codes`, those codes too.
+void project_to_grid(const LowbitTensor& q, const std::vector<float>& latent, std::vector<float>* eff,
+                     std::vector<uint8_t>* codes = nullptr) {
+  const uint32_t gpr = q.groups_per_row();
+  for (uint32_t r = 0; r < q.rows; ++r)
+    for (uint32_t c = 0; c < q.cols; ++c) {
+      const size_t k = size_t(r) * q.cols + c, g = size_t(r) * gpr + c / q.group;
+      const uint32_t code = lowbit_quantize_value(q.format, latent[k], q.d[g], q.m[g]);
+      (*eff)[k] = lowbit_decode_value(q.format, code, q.d[g], q.m[g]);
+      if (codes != nullptr) (*codes)[k] = uint8_t(code);
+    }
+}
+
 std::vector<BlockParams> zero_like(const std::vector<BlockParams>& p) {
   std::vector<BlockParams> z = p;
   for (BlockParams& b : z) {
@@ -139,7 +153,7 @@ std::vector<BlockParams> zero_like(const std::vector<BlockParams>& p) {
 }  // namespace
 
 DistillReport distill_bitstack(const HostModel& teacher, HostModel& student, std::vector<StackedTensor>& stacked,
-                               const std::vector<uint32_t>& load_order,
+                               std::vector<GridTensor>& grid, const std::vector<uint32_t>& load_order,
                                const std::vector<std::vector<int32_t>>& sequences, const DistillOptions& opt) {
   if (sequences.size() < 2) throw std::invalid_argument("distill: needs at least two calibration stories");
   const size_t L = stacked.size();
@@ -148,6 +162,17 @@ DistillReport distill_bitstack(const HostModel& teacher, HostModel& student, std
   std::vector<size_t> norms;
   for (size_t i = 0; i < student.tensors.size(); ++i)
     if (student.tensors[i].rows == 1) norms.push_back(i);
+  // Grid tensors: latent weights, starting at the codes' values.
+  std::vector<std::vector<float>> latent(grid.size());
+  std::vector<float> grid_step(grid.size());
+  for (size_t j = 0; j < grid.size(); ++j) {
+    const LowbitTensor& q = *grid[j].codes;
+    latent[j].resize(size_t(q.rows) * q.cols);
+    for (uint32_t r = 0; r < q.rows; ++r)
+      for (uint32_t c = 0; c < q.cols; ++c) latent[j][size_t(r) * q.cols + c] = q.value(r, c);
+    project_to_grid(q, latent[j], &student.tensors.at(grid[j].tensor).data);
+    grid_step[j] = rms(latent[j]);
+  }
 
   // Blocks of each tensor inside the first `prefix` blocks of the load order.
   const uint32_t n_min = uint32_t(L), total = uint32_t(load_order.size());
@@ -185,10 +210,11 @@ DistillReport distill_bitstack(const HostModel& teacher, HostModel& student, std
   // Adam state: per tensor, moments shaped like its parameters; per norm vector.
   std::vector<std::vector<BlockParams>> m1(L), m2(L);
   for (size_t l = 0; l < L; ++l) m1[l] = m2[l] = zero_like(st[l].p);
-  std::vector<std::vector<float>> n1(norms.size()), n2(norms.size());
+  std::vector<std::vector<float>> n1(norms.size()), n2(norms.size()), e1(grid.size()), e2(grid.size());
   auto zero_moments = [&] {
     for (size_t l = 0; l < L; ++l) m1[l] = m2[l] = zero_like(st[l].p);
     for (size_t j = 0; j < norms.size(); ++j) n1[j].assign(student.tensors[norms[j]].data.size(), 0.0f), n2[j] = n1[j];
+    for (size_t j = 0; j < grid.size(); ++j) e1[j].assign(latent[j].size(), 0.0f), e2[j] = e1[j];
   };
   zero_moments();
   std::vector<float> norm_step(norms.size());
@@ -197,7 +223,7 @@ DistillReport distill_bitstack(const HostModel& teacher, HostModel& student, std
   DistillReport rep;
   rep.kl_before = rep.kl_after = held_back_kl();
   std::vector<TensorState> best = st;
-  std::vector<std::vector<float>> best_norms;
+  std::vector<std::vector<float>> best_norms, best_latent = latent;
   for (size_t j : norms) best_norms.push_back(student.tensors[j].data);
   std::vector<size_t> order(n_train);
   std::iota(order.begin(), order.end(), 0);
@@ -248,6 +274,12 @@ DistillReport distill_bitstack(const HostModel& teacher, HostModel& student, std
         adam_update(student.tensors[norms[j]].data.data(), gn.data(), nullptr, gn.size(), lrf * norm_step[j], step,
                     n1[j].data(), n2[j].data());
       }
+      for (size_t j = 0; j < grid.size(); ++j) {  // straight through the rounding to the grid
+        std::vector<float> ge = summed(grid[j].tensor);
+        adam_update(latent[j].data(), ge.data(), nullptr, ge.size(), lrf * grid_step[j], step, e1[j].data(),
+                    e2[j].data());
+        project_to_grid(*grid[j].codes, latent[j], &student.tensors[grid[j].tensor].data);
+      }
     }
     const double kl = held_back_kl();
     rep.epochs_run = epoch;
@@ -262,16 +294,21 @@ DistillReport distill_bitstack(const HostModel& teacher, HostModel& student, std
       rep.best_epoch = epoch;
       best = st;
       for (size_t j = 0; j < norms.size(); ++j) best_norms[j] = student.tensors[norms[j]].data;
+      best_latent = latent;
       continue;
     }
     if (++cuts > opt.step_cuts) break;
     lr /= 3;
     st = best;
     for (size_t j = 0; j < norms.size(); ++j) student.tensors[norms[j]].data = best_norms[j];
+    latent = best_latent;
+    for (size_t j = 0; j < grid.size(); ++j) project_to_grid(*grid[j].codes, latent[j], &student.tensors[grid[j].tensor].data);
     zero_moments();
     step = 0;
   }
   for (size_t j = 0; j < norms.size(); ++j) student.tensors[norms[j]].data = best_norms[j];
+  for (size_t j = 0; j < grid.size(); ++j)
+    project_to_grid(*grid[j].codes, best_latent[j], &student.tensors[grid[j].tensor].data, &grid[j].codes->codes);
   // Back into the blocks, as fp16; copies of block 0's factors follow it.
   for (size_t l = 0; l < L; ++l) {
     std::vector<BitStackBlock>& blocks = *stacked[l].blocks;

@@ -17,6 +17,8 @@
 #include "tools/memory_model.h"
 #include "tools/story_ppl.h"
 #include "tools/calib.h"
+#include "tools/gptq.h"
+#include "tools/lowbit_quant.h"
 #include "tools/pack.h"
 #include "tools/quantize.h"
 
@@ -170,13 +172,21 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
   // Second moments of every linear layer's input: d[(layer, owner role)][j].
   std::map<std::pair<uint32_t, TensorRole>, std::vector<double>> moments;
   std::map<std::pair<uint32_t, TensorRole>, std::vector<double>> hessians;  // E[x x^T], [cols][cols]
+  std::map<std::string, std::vector<double>> fixed_hessians;  // the classifier's input, by tensor name (any scale)
+  std::map<size_t, LowbitTensor> fixed_codes;  // the fixed low-bit matrices, by tensor index, for distillation
   if (!o.calib.empty()) {
     std::set<std::string> wanted;
     for (uint32_t l = 0; l < c.n_layers; ++l) {
       for (TensorRole r : {TensorRole::Wq, TensorRole::Wo, TensorRole::W1, TensorRole::W2}) wanted.insert(tensor_name(r, l));
     }
+    for (const HostTensor& t : hm.tensors)
+      if (!is_linear_role(t.role) && t.rows > 1) wanted.insert(t.name);  // the classifier's input
     PackedModel f32 = pack_uniform(hm, tokenizer_section, WeightFormat::F32);
     HessianMap hs = collect_hessians(f32, o.calib, o.threads, wanted);
+    for (const HostTensor& t : hm.tensors) {
+      auto it = hs.find(t.name);
+      if (!is_linear_role(t.role) && it != hs.end() && it->second.samples > 0) fixed_hessians[t.name] = std::move(it->second.h);
+    }
     for (uint32_t l = 0; l < c.n_layers; ++l) {
       for (TensorRole r : {TensorRole::Wq, TensorRole::Wo, TensorRole::W1, TensorRole::W2}) {
         auto it = hs.find(tensor_name(r, l));
@@ -229,6 +239,22 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
     p.cols = t.cols;
     if (!is_linear_role(t.role)) {
       p.format = t.rows == 1 ? WeightFormat::F32 : o.fixed_format;
+      auto h = fixed_hessians.find(t.name);
+      if (h != fixed_hessians.end() && is_host_lowbit(p.format)) {
+        // As the calibrated low-bit pack does: GPTQ on the classifier's
+        // output error (the embedding is the classifier when they are
+        // shared); the codes are kept for distillation to train.
+        FormatSpec spec;
+        spec.format = p.format;
+        spec.group = is_lowbitk_format(p.format) ? kDefaultLowbitKGroup : kDefaultLowbitGroup;
+        GptqOptions g;
+        g.dynamic_groups = false;
+        LowbitTensor& q = fixed_codes[pm.tensors.size()];
+        q = gptq_quantize(t.data.data(), t.rows, t.cols, spec, h->second, g);
+        p.data = lowbit_pack(q, p.params);
+        pm.tensors.push_back(std::move(p));
+        continue;
+      }
       p.data = encode_weights(t.data.data(), t.rows, t.cols, p.format, p.params);
       pm.tensors.push_back(std::move(p));
       continue;
@@ -323,8 +349,11 @@ PackedModel pack_bitstack(const HostModel& hm, std::vector<uint8_t> tokenizer_se
     dopt.max_epochs = o.distill_epochs;
     dopt.threads = o.threads;
     dopt.log = o.log;
-    distill_bitstack(hm, student, stacked, load_order,
+    std::vector<GridTensor> grid;
+    for (auto& [i, q] : fixed_codes) grid.push_back(GridTensor{i, &q});
+    distill_bitstack(hm, student, stacked, grid, load_order,
                      distill_sequences(hm, pm.tokenizer_section, o.calib, o.distill_samples, o.threads), dopt);
+    for (const GridTensor& g : grid) pm.tensors[g.tensor].data = lowbit_pack(*g.codes, pm.tensors[g.tensor].params);
     for (size_t i = 0; i < m.tensors.size(); ++i)
       if (m.tensors[i].rows == 1)
         pm.tensors[i].data = encode_weights(student.tensors[i].data.data(), 1, m.tensors[i].cols, WeightFormat::F32,
