@@ -126,20 +126,6 @@ void backward(const TensorState& s, const std::vector<float>& in_scale, uint32_t
   factor_grads(s.p[0], G0, &(*g)[0]);
 }
 
-// The grid tensor's effective weights for `latent` (nearest code of each
-// weight's group grid); with `codes`, those codes too.
-void project_to_grid(const LowbitTensor& q, const std::vector<float>& latent, std::vector<float>* eff,
-                     std::vector<uint8_t>* codes = nullptr) {
-  const uint32_t gpr = q.groups_per_row();
-  for (uint32_t r = 0; r < q.rows; ++r)
-    for (uint32_t c = 0; c < q.cols; ++c) {
-      const size_t k = size_t(r) * q.cols + c, g = size_t(r) * gpr + c / q.group;
-      const uint32_t code = lowbit_quantize_value(q.format, latent[k], q.d[g], q.m[g]);
-      (*eff)[k] = lowbit_decode_value(q.format, code, q.d[g], q.m[g]);
-      if (codes != nullptr) (*codes)[k] = uint8_t(code);
-    }
-}
-
 std::vector<BlockParams> zero_like(const std::vector<BlockParams>& p) {
   std::vector<BlockParams> z = p;
   for (BlockParams& b : z) {
@@ -170,7 +156,7 @@ DistillReport distill_bitstack(const HostModel& teacher, HostModel& student, std
     latent[j].resize(size_t(q.rows) * q.cols);
     for (uint32_t r = 0; r < q.rows; ++r)
       for (uint32_t c = 0; c < q.cols; ++c) latent[j][size_t(r) * q.cols + c] = q.value(r, c);
-    project_to_grid(q, latent[j], &student.tensors.at(grid[j].tensor).data);
+    lowbit_round_to_grid(q, latent[j], &student.tensors.at(grid[j].tensor).data, nullptr);
     grid_step[j] = rms(latent[j]);
   }
 
@@ -278,7 +264,7 @@ DistillReport distill_bitstack(const HostModel& teacher, HostModel& student, std
         std::vector<float> ge = summed(grid[j].tensor);
         adam_update(latent[j].data(), ge.data(), nullptr, ge.size(), lrf * grid_step[j], step, e1[j].data(),
                     e2[j].data());
-        project_to_grid(*grid[j].codes, latent[j], &student.tensors[grid[j].tensor].data);
+        lowbit_round_to_grid(*grid[j].codes, latent[j], &student.tensors[grid[j].tensor].data, nullptr);
       }
     }
     const double kl = held_back_kl();
@@ -302,13 +288,13 @@ DistillReport distill_bitstack(const HostModel& teacher, HostModel& student, std
     st = best;
     for (size_t j = 0; j < norms.size(); ++j) student.tensors[norms[j]].data = best_norms[j];
     latent = best_latent;
-    for (size_t j = 0; j < grid.size(); ++j) project_to_grid(*grid[j].codes, latent[j], &student.tensors[grid[j].tensor].data);
+    for (size_t j = 0; j < grid.size(); ++j) lowbit_round_to_grid(*grid[j].codes, latent[j], &student.tensors[grid[j].tensor].data, nullptr);
     zero_moments();
     step = 0;
   }
   for (size_t j = 0; j < norms.size(); ++j) student.tensors[norms[j]].data = best_norms[j];
   for (size_t j = 0; j < grid.size(); ++j)
-    project_to_grid(*grid[j].codes, best_latent[j], &student.tensors[grid[j].tensor].data, &grid[j].codes->codes);
+    lowbit_round_to_grid(*grid[j].codes, best_latent[j], &student.tensors[grid[j].tensor].data, &grid[j].codes->codes);
   // Back into the blocks, as fp16; copies of block 0's factors follow it.
   for (size_t l = 0; l < L; ++l) {
     std::vector<BitStackBlock>& blocks = *stacked[l].blocks;

@@ -23,7 +23,8 @@
 //    Each tensor's blocks stay in their own order.
 // 4. Embedding/classifier use `fixed_format` (Q4K by default), norms f32.
 //    With calibration, a low-bit one is fitted by GPTQ to the classifier's
-//    output error (its input's Hessian, from the same calibration run), as
+//    output error (its input's Hessian, from the same calibration run; an
+//    embedding not shared with the classifier stays plainly rounded), as
 //    the calibrated low-bit pack does, and distillation trains its codes on
 //    their group grid along with the blocks. On stories260K (depth 2, Q3K,
 //    192 samples; README) that gave 14.46 against 15.75 ppl at the Q2

@@ -95,6 +95,18 @@ void LowbitKGrid::snap(float* d, float* m, uint8_t* e, uint8_t* z) const {
   *m = -(dq * (float(zq) * unit));
 }
 
+void lowbit_round_to_grid(const LowbitTensor& q, const std::vector<float>& w, std::vector<float>* eff,
+                          std::vector<uint8_t>* codes) {
+  const uint32_t gpr = q.groups_per_row();
+  for (uint32_t r = 0; r < q.rows; ++r)
+    for (uint32_t c = 0; c < q.cols; ++c) {
+      const size_t g = size_t(r) * gpr + c / q.group, k = size_t(r) * q.cols + c;
+      const uint32_t code = lowbit_quantize_value(q.format, w[k], q.d[g], q.m[g]);
+      if (eff != nullptr) (*eff)[k] = lowbit_decode_value(q.format, code, q.d[g], q.m[g]);
+      if (codes != nullptr) (*codes)[k] = uint8_t(code);
+    }
+}
+
 uint32_t lowbit_quantize_value(WeightFormat f, float w, float d, float m) {
   const float maxq = float(lowbit_max_code(f));
   float q;

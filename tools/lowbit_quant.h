@@ -71,6 +71,12 @@ inline float lowbit_decode_value(WeightFormat f, uint32_t q, float d, float m) {
 void lowbit_fit_group(WeightFormat f, const float* w, const float* importance, uint32_t n, bool search, float* d,
                       float* m, const LowbitKGrid* grid = nullptr, uint8_t* e = nullptr, uint8_t* z = nullptr);
 
+// w (q's shape) rounded to the nearest code of q's own group grid, the
+// straight-through projection distillation trains low-bit codes with: the
+// decoded weights to *eff and the codes to *codes (either may be null).
+void lowbit_round_to_grid(const LowbitTensor& q, const std::vector<float>& w, std::vector<float>* eff,
+                          std::vector<uint8_t>* codes);
+
 // Fits every group and rounds every weight to nearest.
 LowbitTensor lowbit_quantize_rtn(const float* w, uint32_t rows, uint32_t cols, FormatSpec spec,
                                  const float* col_importance = nullptr, bool search = false);

@@ -321,18 +321,6 @@ std::vector<FormatSpec> apply_rules(const HostModel& model, const PackPlanOption
   return out;
 }
 
-// Calls fn(k, code, g) for every weight k of q: the code of q's fixed group
-// grid (group g) nearest to w[k].
-template <class Fn>
-void for_each_grid_code(const LowbitTensor& q, const std::vector<float>& w, const Fn& fn) {
-  const uint32_t gpr = q.groups_per_row();
-  for (uint32_t r = 0; r < q.rows; ++r)
-    for (uint32_t c = 0; c < q.cols; ++c) {
-      const size_t g = size_t(r) * gpr + c / q.group, k = size_t(r) * q.cols + c;
-      fn(k, lowbit_quantize_value(q.format, w[k], q.d[g], q.m[g]), g);
-    }
-}
-
 // Trains the quantized model end to end: its norm vectors, and the codes of
 // every low-bit matrix by a straight-through estimator (latent weights,
 // rounded to the nearest code of the matrix's fixed group grid in the
@@ -350,9 +338,7 @@ void distill_quantized(const HostModel& model, const PackPlanOptions& o, std::ve
     const LowbitTensor& q = lowbit[i];
     for (size_t k = 0; k < t.data.size(); ++k) student.tensors[i].data[k] = q.value(uint32_t(k / t.cols), uint32_t(k % t.cols));
     project[i] = [&q](const std::vector<float>& latent, std::vector<float>* eff) {
-      for_each_grid_code(q, latent, [&](size_t k, uint32_t code, size_t g) {
-        (*eff)[k] = lowbit_decode_value(q.format, code, q.d[g], q.m[g]);
-      });
+      lowbit_round_to_grid(q, latent, eff, nullptr);
     };
   }
   DistillOptions d;
@@ -369,7 +355,7 @@ void distill_quantized(const HostModel& model, const PackPlanOptions& o, std::ve
       continue;
     }
     LowbitTensor& q = lowbit[i];
-    for_each_grid_code(q, t.data, [&](size_t k, uint32_t code, size_t) { q.codes[k] = uint8_t(code); });
+    lowbit_round_to_grid(q, t.data, nullptr, &q.codes);
     pm->tensors[i].data = lowbit_pack(q, pm->tensors[i].params);
   }
 }
