@@ -153,9 +153,7 @@ DistillReport distill_bitstack(const HostModel& teacher, HostModel& student, std
   std::vector<float> grid_step(grid.size());
   for (size_t j = 0; j < grid.size(); ++j) {
     const LowbitTensor& q = *grid[j].codes;
-    latent[j].resize(size_t(q.rows) * q.cols);
-    for (uint32_t r = 0; r < q.rows; ++r)
-      for (uint32_t c = 0; c < q.cols; ++c) latent[j][size_t(r) * q.cols + c] = q.value(r, c);
+    latent[j] = dequantize_lowbit(q);
     lowbit_round_to_grid(q, latent[j], &student.tensors.at(grid[j].tensor).data, nullptr);
     grid_step[j] = rms(latent[j]);
   }

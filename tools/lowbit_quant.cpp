@@ -95,6 +95,13 @@ void LowbitKGrid::snap(float* d, float* m, uint8_t* e, uint8_t* z) const {
   *m = -(dq * (float(zq) * unit));
 }
 
+std::vector<float> dequantize_lowbit(const LowbitTensor& t) {
+  std::vector<float> out(size_t(t.rows) * t.cols);
+  for (uint32_t r = 0; r < t.rows; ++r)
+    for (uint32_t c = 0; c < t.cols; ++c) out[size_t(r) * t.cols + c] = t.value(r, c);
+  return out;
+}
+
 void lowbit_round_to_grid(const LowbitTensor& q, const std::vector<float>& w, std::vector<float>* eff,
                           std::vector<uint8_t>* codes) {
   const uint32_t gpr = q.groups_per_row();

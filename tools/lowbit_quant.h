@@ -71,6 +71,9 @@ inline float lowbit_decode_value(WeightFormat f, uint32_t q, float d, float m) {
 void lowbit_fit_group(WeightFormat f, const float* w, const float* importance, uint32_t n, bool search, float* d,
                       float* m, const LowbitKGrid* grid = nullptr, uint8_t* e = nullptr, uint8_t* z = nullptr);
 
+// Every weight of t as the runtime will decode it, row-major.
+std::vector<float> dequantize_lowbit(const LowbitTensor& t);
+
 // w (q's shape) rounded to the nearest code of q's own group grid, the
 // straight-through projection distillation trains low-bit codes with: the
 // decoded weights to *eff and the codes to *codes (either may be null).

@@ -27,13 +27,6 @@ void say(const PackPlanOptions& o, const std::string& s) {
   if (o.log) o.log(s);
 }
 
-std::vector<float> dequantize_lowbit(const LowbitTensor& t) {
-  std::vector<float> out(size_t(t.rows) * t.cols);
-  for (uint32_t r = 0; r < t.rows; ++r)
-    for (uint32_t c = 0; c < t.cols; ++c) out[size_t(r) * t.cols + c] = t.value(r, c);
-  return out;
-}
-
 // Quantizes one matrix; with a Hessian, by GPTQ. dequant (optional) gets the
 // weights the runtime will see.
 PackedTensor quantize_tensor(const HostTensor& t, const FormatSpec& spec, const CalibHessian* H,
@@ -336,7 +329,7 @@ void distill_quantized(const HostModel& model, const PackPlanOptions& o, std::ve
     if (!is_matrix(t) || !lowbit[i].codes.empty()) trainable[i].assign(t.data.size(), 1);
     if (lowbit[i].codes.empty()) continue;
     const LowbitTensor& q = lowbit[i];
-    for (size_t k = 0; k < t.data.size(); ++k) student.tensors[i].data[k] = q.value(uint32_t(k / t.cols), uint32_t(k % t.cols));
+    student.tensors[i].data = dequantize_lowbit(q);
     project[i] = [&q](const std::vector<float>& latent, std::vector<float>* eff) {
       lowbit_round_to_grid(q, latent, eff, nullptr);
     };
