@@ -2,6 +2,7 @@
 // C++ caller of the runtime would not also need lives here.
 #include "c_api/stackrt.h"
 
+#include <cstddef>
 #include <cstring>
 
 #include "runtime/bitstack_index.h"
@@ -358,20 +359,24 @@ stk_status stk_generate(stk_session* session, const char* prompt, uint32_t steps
 
 stk_status stk_model_budget_info(const stk_model* model, stk_budget_info* out_info, stk_message* msg) {
   if (model == nullptr || out_info == nullptr) return fail_c(msg, Status::InvalidArgument, "model or info is NULL");
-  if (out_info->struct_size < sizeof(stk_budget_info)) {
+  // index_bytes came later: a caller built before it gets the fields it knows.
+  const size_t known = out_info->struct_size < sizeof(stk_budget_info) ? out_info->struct_size : sizeof(stk_budget_info);
+  if (known < offsetof(stk_budget_info, index_bytes)) {
     return fail_c(msg, Status::InvalidArgument, "stk_budget_info.struct_size too small: use STK_BUDGET_INFO_INIT");
   }
   const stk::Model& m = model->impl;
   stk_budget_info i = STK_BUDGET_INFO_INIT;
+  i.struct_size = out_info->struct_size;
   if (m.bitstack != nullptr) {
     i.n_blocks = m.bitstack->n_blocks;
     i.min_blocks = m.bitstack->min_blocks;
     i.n_bitstack_tensors = m.bitstack->n_tensors;
+    i.index_bytes = stk::bitstack_index_bytes(m.bitstack->n_blocks, m.bitstack->n_slots);
   }
   i.fixed_bytes = m.weight_bytes;
   i.min_budget_bytes = stk::model_min_budget(m);
   i.full_budget_bytes = stk::model_full_budget(m);
-  *out_info = i;
+  std::memcpy(static_cast<void*>(out_info), &i, known);
   return STK_OK;
 }
 
@@ -394,9 +399,9 @@ stk_status stk_model_block_info(const stk_model* model, uint32_t index, stk_bloc
   std::memcpy(&role, rec + offsetof(stk::FileTensor, role), sizeof role);
   i.role = role;
   i.index = b.index;
-  i.rank = b.rank;
+  i.rank = m.bitstack->meta[m.bitstack->slot_first[b.slot] + b.index].rank;
   i.tensor_name = reinterpret_cast<const char*>(rec + offsetof(stk::FileTensor, name));
-  i.bytes = b.bytes;
+  i.bytes = m.bitstack->prefix[index + 1] - m.bitstack->prefix[index];
   i.budget_through = stk::bitstack_budget_of(*m.bitstack, index + 1);
   *out_info = i;
   return STK_OK;

@@ -256,8 +256,11 @@ typedef struct stk_budget_info {
   uint64_t fixed_bytes;       /* tensors outside the blocks (embedding, norms, classifier, scales) */
   uint64_t min_budget_bytes;
   uint64_t full_budget_bytes;
+  uint64_t index_bytes;       /* RAM the open model holds for its block index (where
+                                 each block is, what its header says), outside
+                                 any budget; 0 for other models */
 } stk_budget_info;
-#define STK_BUDGET_INFO_INIT {sizeof(stk_budget_info), 0, 0, 0, 0, 0, 0}
+#define STK_BUDGET_INFO_INIT {sizeof(stk_budget_info), 0, 0, 0, 0, 0, 0, 0}
 
 stk_status stk_model_budget_info(const stk_model* model, stk_budget_info* out_info, stk_message* msg);
 
@@ -269,7 +272,9 @@ typedef struct stk_block_info {
   uint32_t rank;
   uint32_t reserved;
   const char* tensor_name; /* e.g. "layers.3.ffn.w2" */
-  uint64_t bytes;          /* block bytes, header included */
+  uint64_t bytes;          /* what the block adds to the weight bytes: the block
+                              without its 64-byte header (the model's index keeps
+                              the header's fields, see index_bytes) */
   uint64_t budget_through; /* weight budget of the prefix that ends with this block */
 } stk_block_info;
 #define STK_BLOCK_INFO_INIT {sizeof(stk_block_info), 0, 0, 0, 0, 0, NULL, 0, 0}
@@ -298,7 +303,9 @@ stk_status stk_session_set_budget(stk_session* session, uint64_t bytes, stk_budg
                                   stk_message* msg);
 
 /* Called by a session before each read of model bytes into its arena: the
-   blocks one budget increase adds, as one contiguous range of the file.
+   blocks one budget increase adds, which lie in one contiguous range of the
+   file from file_offset. `bytes` is what the session reads into its arena:
+   that range without the blocks' 64-byte headers (64 bytes per block less).
    Return 0 to let the read go ahead; anything else cancels the read and the
    budget change (the session keeps its blocks, the call fails with
    STK_ERR_IO naming the code). For accounting and simulation: `stk sim`

@@ -14,6 +14,10 @@
 //   U      fp16 [rank][rows]       at u_offset (16-byte aligned)
 //   V      fp16 [rank][cols]       at v_offset (16-byte aligned)
 //   zero padding to a multiple of 64 bytes
+// A session keeps only what follows the header (the block's resident bytes,
+// a multiple of 64): the header's few fields the kernels need live in the
+// model's block index (BitStackBlockMeta), so a RAM budget pays for weights,
+// not for 64 bytes of description per block.
 // The block's weights are S ⊙ (U^T V): W[r][c] = S[r][c] * sum_k U[k][r] V[k][c].
 //
 // A block of kind kBitStackKindScaledFirst has no factors of its own: its
@@ -24,6 +28,7 @@
 // fresh factors for 25 % fewer bytes (tools/bitstack_decompose.h).
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "runtime/checked_math.h"
 
@@ -50,11 +55,24 @@ struct BitStackBlockHeader {  // 64 bytes, at a 64-byte aligned offset
   uint32_t reserved[4];       // kBitStackKindScaledFirst: [0] = f32 bits of a; the rest 0
 };
 static_assert(sizeof(BitStackBlockHeader) == 64, "block header is 64 bytes on disk");
+constexpr uint32_t kBitStackHeaderBytes = sizeof(BitStackBlockHeader);
 
 // The layout a (rows, cols, rank) block must have; false on overflow.
+// Offsets count from the header; `resident_bytes` = bytes - header is what a
+// session holds of the block (its sign plane then starts the resident bytes).
 struct BitStackLayout {
   uint32_t sign_row_bytes;
-  uint64_t u_offset, v_offset, bytes;
+  uint64_t u_offset, v_offset, bytes, resident_bytes;
+};
+
+// What the kernels need of a block header, kept by the model's block index
+// for every block (the session holds only the resident bytes). Offsets count
+// from the start of the resident bytes of the block whose factors the block
+// uses (block 0's for a kBitStackKindScaledFirst block).
+struct BitStackBlockMeta {
+  uint32_t u_offset, v_offset;
+  uint16_t rank, kind;
+  float scale;  // multiplies every U value: kind 1's a, kind 0's 1
 };
 inline bool bitstack_layout(uint32_t rows, uint32_t cols, uint32_t rank, BitStackLayout* out);
 
@@ -67,6 +85,7 @@ inline bool bitstack_layout_kind(uint32_t rows, uint32_t cols, uint32_t rank, ui
   if (!mul_ok(rows, out->sign_row_bytes, &signs) || signs > (1ull << 40)) return false;
   out->u_offset = out->v_offset = 0;
   out->bytes = align_up(64 + signs, 64);
+  out->resident_bytes = out->bytes - kBitStackHeaderBytes;
   return true;
 }
 
@@ -82,6 +101,21 @@ inline bool bitstack_layout(uint32_t rows, uint32_t cols, uint32_t rank, BitStac
   out->v_offset = align_up(out->u_offset + u, 16);
   end = out->v_offset + v;
   out->bytes = align_up(end, 64);
+  out->resident_bytes = out->bytes - kBitStackHeaderBytes;
+  return true;
+}
+
+// The meta of a header that the block index has validated (a kind-1 block's
+// rank is block 0's, so block 0's offsets follow from it); false on overflow.
+inline bool bitstack_block_meta(const BitStackBlockHeader& h, BitStackBlockMeta* out) {
+  BitStackLayout own{};
+  if (!bitstack_layout(h.rows, h.cols, h.rank, &own) || own.v_offset > 0xFFFFFFFFull) return false;
+  out->u_offset = uint32_t(own.u_offset - kBitStackHeaderBytes);
+  out->v_offset = uint32_t(own.v_offset - kBitStackHeaderBytes);
+  out->rank = uint16_t(h.rank);
+  out->kind = uint16_t(h.kind);
+  out->scale = 1.0f;
+  if (h.kind == kBitStackKindScaledFirst) std::memcpy(&out->scale, &h.reserved[0], 4);
   return true;
 }
 

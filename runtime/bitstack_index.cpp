@@ -34,6 +34,11 @@ uint32_t bitstack_blocks_for_budget(const BitStackIndex& ix, uint64_t budget) {
   return lo;
 }
 
+size_t bitstack_index_bytes(uint32_t n_blocks, uint32_t n_slots) {
+  return align_up(sizeof(BitStackIndex), 8) + sizeof(uint64_t) * (size_t(n_blocks) + 1) +
+         (sizeof(BitStackBlockRef) + sizeof(BitStackBlockMeta)) * n_blocks + sizeof(uint32_t) * 2 * size_t(n_slots);
+}
+
 void bitstack_index_free(BitStackIndex* index) {
   if (index != nullptr) port::dealloc(index);
 }
@@ -95,24 +100,26 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
     }
     at += h.bytes;
   }
-  // The index, then (during validation only) each slot's block-0 rank.
-  size_t need = sizeof(BitStackIndex) + sizeof(uint64_t) * (size_t(n_blocks) + 1) +
-                sizeof(BitStackBlockRef) * n_blocks + sizeof(uint32_t) * 3 * size_t(n_slots) + 64;
+  // The index, then (during validation only) each slot's tensor and block-0 rank.
+  const size_t need = bitstack_index_bytes(n_blocks, n_slots) + sizeof(uint32_t) * 2 * size_t(n_slots);
   uint8_t* mem = static_cast<uint8_t*>(port::alloc(need));
   if (mem == nullptr) return fail(msg, Status::OutOfMemory, "cannot allocate %zu bytes for the BitStack index", need);
   std::memset(mem, 0, need);
   BitStackIndex* ix = reinterpret_cast<BitStackIndex*>(mem);
   ix->prefix = reinterpret_cast<uint64_t*>(mem + align_up(sizeof(BitStackIndex), 8));
   ix->blocks = reinterpret_cast<BitStackBlockRef*>(ix->prefix + n_blocks + 1);
-  ix->slot_file_blocks = reinterpret_cast<uint32_t*>(ix->blocks + n_blocks);
+  ix->meta = reinterpret_cast<BitStackBlockMeta*>(ix->blocks + n_blocks);
+  ix->slot_file_blocks = reinterpret_cast<uint32_t*>(ix->meta + n_blocks);
   ix->slot_first = ix->slot_file_blocks + n_slots;
   ix->n_blocks = n_blocks;
   ix->n_slots = n_slots;
   ix->n_tensors = n_tensors;
   ix->fixed_bytes = m.weight_bytes;
 
-  // Slot -> tensor, with the block count each tensor declares.
-  uint32_t* slot_tensor = ix->slot_first;  // borrowed until the second pass ends
+  // Slot -> tensor, and each slot's first position in tensor order from the
+  // block counts the tensors declare (which must add up to the section's).
+  uint32_t* slot_tensor = ix->slot_first + n_slots;
+  uint32_t* rank0 = slot_tensor + n_slots;  // rank of each slot's block 0
   for (uint32_t s = 0; s < n_slots; ++s) slot_tensor[s] = 0xFFFFFFFFu;
   for (uint32_t i = 0; i < m.tensor_count; ++i) {
     FileTensor t = model_tensor(m, i);
@@ -120,9 +127,18 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
     // model.cpp has checked the role, layer, shape and params already.
     slot_tensor[t.layer * kBitStackRolesPerLayer + bitstack_role_slot(TensorRole(t.role))] = i;
   }
+  uint64_t declared = 0;
+  for (uint32_t s = 0; s < n_slots; ++s) {
+    ix->slot_first[s] = uint32_t(declared < n_blocks ? declared : n_blocks);
+    if (slot_tensor[s] != 0xFFFFFFFFu) declared += model_tensor(m, slot_tensor[s]).params[0];
+  }
+  if (declared != n_blocks) {
+    port::dealloc(mem);
+    return fail(msg, Status::BadFormat, "BitStack tensors declare %llu blocks, the section holds %u",
+                (unsigned long long)declared, n_blocks);
+  }
   Status st = Status::Ok;
   uint32_t* seen = ix->slot_file_blocks;  // blocks seen so far per slot
-  uint32_t* rank0 = ix->slot_first + n_slots;  // rank of each slot's block 0
   uint32_t firsts = 0;
   uint64_t at = 0;
   for (uint32_t b = 0; b < n_blocks && st == Status::Ok; ++b) {
@@ -160,6 +176,8 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
       } else if (h.index != seen[slot] || seen[slot] >= t.params[0]) {
         st = fail(msg, Status::BadFormat, "BitStack block %u: index %u of tensor %s out of order (expected %u of %u)",
                   b, h.index, t.name, seen[slot], t.params[0]);
+      } else if (!bitstack_block_meta(h, &ix->meta[ix->slot_first[slot] + h.index])) {
+        st = fail(msg, Status::BadFormat, "BitStack block %u: layout overflows", b);
       } else {
         if (h.index == 0) {
           rank0[slot] = h.rank;
@@ -167,8 +185,8 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
           if (firsts == n_tensors) ix->min_blocks = b + 1;
         }
         ++seen[slot];
-        ix->blocks[b] = BitStackBlockRef{offset + at, h.bytes, slot, h.index, h.rank, ti};
-        ix->prefix[b + 1] = ix->prefix[b] + h.bytes;
+        ix->blocks[b] = BitStackBlockRef{offset + at, slot, h.index, ti};
+        ix->prefix[b + 1] = ix->prefix[b] + lay.resident_bytes;
       }
     }
     at += h.bytes;
@@ -184,11 +202,6 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
   if (st != Status::Ok) {
     port::dealloc(mem);
     return st;
-  }
-  uint32_t first = 0;
-  for (uint32_t s = 0; s < n_slots; ++s) {
-    ix->slot_first[s] = first;  // overwrites the borrowed slot_tensor entry
-    first += ix->slot_file_blocks[s];
   }
   *out = ix;
   return Status::Ok;

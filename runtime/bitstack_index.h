@@ -2,9 +2,11 @@
 // model open: where each block is in the file, which tensor it extends, and
 // the cumulative bytes of every prefix of the global load order.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "ports/port.h"
+#include "runtime/bitstack_format.h"
 #include "runtime/format.h"
 #include "runtime/status.h"
 
@@ -19,24 +21,29 @@ uint32_t bitstack_role_slot(TensorRole role);
 
 struct BitStackBlockRef {
   uint64_t offset;  // absolute file offset of the block header
-  uint64_t bytes;
   uint32_t slot;    // tensor slot
   uint32_t index;   // position within its tensor
-  uint32_t rank;
   uint32_t tensor;  // tensor-table index of the tensor it extends
 };
 
+// Budgets count a block's resident bytes (the block without its 64-byte
+// header, BitStackLayout::resident_bytes): what a session holds of it.
 struct BitStackIndex {
   uint32_t n_blocks;
   uint32_t n_slots;      // n_layers * 7
   uint32_t min_blocks;   // shortest prefix holding every tensor's first block
   uint32_t n_tensors;    // BitStack tensors
   uint64_t fixed_bytes;  // all tensor data of the Weights section
-  uint64_t* prefix;      // [n_blocks + 1] bytes of the first i blocks
+  uint64_t* prefix;      // [n_blocks + 1] resident bytes of the first i blocks
   BitStackBlockRef* blocks;     // [n_blocks], in load order
+  BitStackBlockMeta* meta;      // [n_blocks], in tensor order: slot_first[slot] + index
   uint32_t* slot_file_blocks;   // [n_slots] blocks in the file per slot (0 = not BitStack)
-  uint32_t* slot_first;         // [n_slots] first index into a per-slot pointer list of n_blocks entries
+  uint32_t* slot_first;         // [n_slots] first index into a per-slot list of n_blocks entries
 };
+
+// Bytes of the index of a model with n_blocks blocks and n_slots slots: RAM
+// the model holds besides the budget, reported so that it is not hidden.
+size_t bitstack_index_bytes(uint32_t n_blocks, uint32_t n_slots);
 
 // Validates the BitStackBlocks section [offset, offset+bytes) against the
 // model's tensors (which must already be read) and builds the index through

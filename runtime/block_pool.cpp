@@ -36,15 +36,17 @@ void relayout_blocks(BlockPool* p, uint32_t from, uint32_t to, bool to_groups) {
   for (uint32_t b = from; b < to; ++b) {
     const BitStackTensor& t = p->tensors[ix.blocks[b].slot];
     if (!signs16_applies(t.rows, t.cols)) continue;
-    signs16_relayout(p->base + ix.prefix[b] + sizeof(BitStackBlockHeader), t.rows, (t.cols + 7) / 8, to_groups,
+    signs16_relayout(p->base + ix.prefix[b], t.rows, (t.cols + 7) / 8, to_groups,
                      p->scratch);
   }
 }
 
-// Reads the file range between the two prefixes in one sequential read:
-// through the port when the runtime opened the file itself (pread, so the
-// bytes are charged to the arena and not to a page-cache mapping), else from
-// the in-memory image (flash, or a buffer the caller owns).
+// Reads the blocks between the two prefixes in one pass over their file
+// range, in file order, each block's bytes after its header (the index holds
+// what the header says): through the port when the runtime opened the file
+// itself (pread, so the bytes are charged to the arena and not to a
+// page-cache mapping), else from the in-memory image (flash, or a buffer the
+// caller owns).
 Status push_blocks(BlockPool* p, uint32_t to, Message* msg) {
   const BitStackIndex& ix = *p->index;
   const uint32_t from = p->resident;
@@ -58,13 +60,17 @@ Status push_blocks(BlockPool* p, uint32_t to, Message* msg) {
                   (unsigned long long)bytes, (unsigned long long)offset, code);
     }
   }
-  uint8_t* dst = p->base + ix.prefix[from];
   const Model& m = *p->model;
-  if (m.mapping.handle != 0) {
-    const Status s = port::read_mapped(m.mapping, offset, dst, size_t(bytes), msg);
-    if (s != Status::Ok) return s;
-  } else {
-    std::memcpy(dst, m.file + offset, size_t(bytes));
+  for (uint32_t b = from; b < to; ++b) {
+    uint8_t* dst = p->base + ix.prefix[b];
+    const uint64_t src = ix.blocks[b].offset + kBitStackHeaderBytes;
+    const size_t n = size_t(ix.prefix[b + 1] - ix.prefix[b]);
+    if (m.mapping.handle != 0) {
+      const Status s = port::read_mapped(m.mapping, src, dst, n, msg);
+      if (s != Status::Ok) return s;
+    } else {
+      std::memcpy(dst, m.file + src, n);
+    }
   }
   for (uint32_t b = from; b < to; ++b) {
     BitStackTensor& t = p->tensors[ix.blocks[b].slot];
@@ -133,7 +139,7 @@ Status block_pool_plan(const Model& m, uint64_t max_budget, bool signs16, Arena*
   std::memcpy(static_cast<void*>(layers), m.layers, sizeof(LayerWeights) * n_layers);
   for (uint32_t s = 0; s < ix->n_slots; ++s) {
     BitStackTensor& t = tensors[s];
-    t = BitStackTensor{nullptr, ptrs + ix->slot_first[s], 0, 0, 0, false};
+    t = BitStackTensor{nullptr, ptrs + ix->slot_first[s], ix->meta + ix->slot_first[s], 0, 0, 0, false};
     if (ix->slot_file_blocks[s] == 0) continue;
     WeightView* w = view_for_slot(&layers[s / kBitStackRolesPerLayer], s % kBitStackRolesPerLayer);
     t.in_scale = (w->params[1] & 1u) ? reinterpret_cast<const float*>(w->data) : nullptr;

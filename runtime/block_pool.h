@@ -4,7 +4,6 @@
 // bytes), lowering it pops from the top; nothing else moves.
 #pragma once
 #include <cstdint>
-#include <cstring>
 
 #include "runtime/arena.h"
 #include "runtime/bitstack_format.h"
@@ -15,10 +14,12 @@
 namespace stk {
 
 // What a BitStack WeightView's data points at inside a session: the tensor's
-// input scale and its resident blocks (each starts with BitStackBlockHeader).
+// input scale and its resident blocks (the bytes after each block's header:
+// sign plane first, then its factors).
 struct BitStackTensor {
   const float* in_scale;  // [cols] f32, from the model bytes; null = all ones
   const uint8_t** blocks; // resident blocks in this tensor's order
+  const BitStackBlockMeta* meta;  // every block's meta in this tensor's order (the model's index)
   uint32_t n_loaded;
   uint32_t rows, cols;
   bool signs16;           // sign planes in 16-row groups (runtime/bitstack_signs16.h)
@@ -38,22 +39,16 @@ struct BitStackBlockView {
 };
 
 inline BitStackBlockView bitstack_block_view(const BitStackTensor& T, uint32_t b) {
-  BitStackBlockHeader h;
-  std::memcpy(&h, T.blocks[b], sizeof h);
+  const BitStackBlockMeta& m = T.meta[b];
+  const uint8_t* factors = m.kind == kBitStackKindScaledFirst ? T.blocks[0] : T.blocks[b];
   BitStackBlockView v;
-  v.signs = T.blocks[b] + sizeof h;
-  v.rank = h.rank;
-  v.sign_row_bytes = h.sign_row_bytes;
-  v.u_scale = 1.0f;
+  v.signs = T.blocks[b];
+  v.U = factors + m.u_offset;
+  v.V = factors + m.v_offset;
+  v.rank = m.rank;
+  v.sign_row_bytes = (T.cols + 7) / 8;
+  v.u_scale = m.scale;
   v.signs16 = T.signs16;
-  const uint8_t* factors = T.blocks[b];
-  if (h.kind == kBitStackKindScaledFirst) {
-    std::memcpy(&v.u_scale, &h.reserved[0], 4);
-    factors = T.blocks[0];
-    std::memcpy(&h, factors, sizeof h);
-  }
-  v.U = factors + h.u_offset;
-  v.V = factors + h.v_offset;
   return v;
 }
 

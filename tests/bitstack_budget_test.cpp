@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -85,6 +86,52 @@ TEST(BitStackModel, LayoutIsAPrefixOrderWithEveryFirstBlockFirst) {
     if (k + 1 == i.min_blocks) EXPECT_EQ(b.budget_through, i.min_budget_bytes);
   }
   EXPECT_EQ(sum, i.full_budget_bytes);
+}
+
+// A budget pays for a block's sign plane and factors, not for its 64-byte
+// header: block k's bytes are the `bytes` field of the k-th header in the
+// file less 64, and the sign plane (ceil(cols/8) bytes per row) fits in them.
+TEST(BitStackModel, BlockBytesAreTheFileBlocksWithoutTheirHeaders) {
+  Opened o;
+  const ModelImage& img = bitstack_image();
+  FileHeader h;
+  std::memcpy(&h, img.bytes.get(), sizeof h);
+  SectionRecord blocks{};
+  for (uint32_t i = 0; i < h.section_count; ++i) {
+    SectionRecord r;
+    std::memcpy(&r, img.bytes.get() + h.section_table_offset + i * sizeof r, sizeof r);
+    if (r.kind == uint32_t(SectionKind::BitStackBlocks)) blocks = r;
+  }
+  ASSERT_NE(blocks.bytes, 0u);
+  uint64_t at = 0, header_bytes = 0;
+  for (uint32_t k = 0; k < o.info.n_blocks; ++k) {
+    ASSERT_LT(at, blocks.bytes);
+    const uint8_t* rec = img.bytes.get() + blocks.offset + at;
+    uint64_t file_bytes;
+    uint32_t rows, sign_row_bytes;
+    std::memcpy(&file_bytes, rec + 40, 8);
+    std::memcpy(&rows, rec + 12, 4);
+    std::memcpy(&sign_row_bytes, rec + 28, 4);
+    const stk_block_info b = o.block(k);
+    EXPECT_EQ(b.bytes, file_bytes - 64) << "block " << k;
+    EXPECT_GE(b.bytes, uint64_t(rows) * sign_row_bytes) << "block " << k;
+    at += file_bytes;
+    header_bytes += 64;
+  }
+  EXPECT_EQ(at, blocks.bytes);
+  EXPECT_EQ(o.info.full_budget_bytes, o.info.fixed_bytes + blocks.bytes - header_bytes);
+  EXPECT_GT(o.info.index_bytes, 0u);
+  // A caller built before index_bytes existed passes the shorter struct: it
+  // gets the fields it knows, and nothing past them is written.
+  stk_budget_info older = STK_BUDGET_INFO_INIT;
+  older.struct_size = offsetof(stk_budget_info, index_bytes);
+  older.index_bytes = 12345;
+  stk_message m{};
+  ASSERT_EQ(stk_model_budget_info(o.model, &older, &m), STK_OK) << m.text;
+  EXPECT_EQ(older.full_budget_bytes, o.info.full_budget_bytes);
+  EXPECT_EQ(older.index_bytes, 12345u);
+  older.struct_size = offsetof(stk_budget_info, full_budget_bytes);
+  EXPECT_EQ(stk_model_budget_info(o.model, &older, &m), STK_ERR_INVALID_ARGUMENT);
 }
 
 TEST(BitStackModel, BudgetChangesMoveExactlyTheBlocksBetweenPrefixes) {

@@ -149,7 +149,7 @@ double output_error(const std::vector<float>& w, const std::vector<BitStackBlock
   return total;
 }
 
-// Bytes of the first n blocks as the file stores them.
+// Budget bytes of the first n blocks.
 uint64_t prefix_bytes(const std::vector<BitStackBlock>& blocks, size_t n, uint32_t rows, uint32_t cols) {
   uint64_t total = 0;
   for (size_t b = 0; b < n; ++b) total += bitstack_block_bytes(blocks[b], rows, cols);
@@ -263,13 +263,16 @@ TEST(BitStackDecompose, DefaultRankRule) {
   EXPECT_EQ(bitstack_default_rank(4096, 11008), 16u);
 }
 
-// A tensor of encoded blocks in 64-byte aligned memory.
+// A tensor of encoded blocks in 64-byte aligned memory (mem: each whole
+// block as the file holds it), read as a session does: ptrs point past each
+// header, meta holds what the headers say.
 struct TestTensor {
   uint32_t rows, cols;
   std::vector<float> scale;
   std::vector<std::vector<uint8_t>> encoded;
   std::vector<uint8_t*> mem;
   std::vector<const uint8_t*> ptrs;
+  std::vector<BitStackBlockMeta> meta;
   BitStackTensor t{};
   WeightView view{};
   std::vector<float> dense;  // sum of the blocks' weights
@@ -301,9 +304,15 @@ void build(TestTensor* tt, uint32_t rows, uint32_t cols, uint32_t n_blocks, uint
     uint8_t* p = static_cast<uint8_t*>(std::aligned_alloc(64, e.size()));
     std::memcpy(p, e.data(), e.size());
     tt->mem.push_back(p);
-    tt->ptrs.push_back(p);
+    tt->ptrs.push_back(p + kBitStackHeaderBytes);
+    BitStackBlockHeader h;
+    std::memcpy(&h, p, sizeof h);
+    BitStackBlockMeta md{};
+    ASSERT_TRUE(bitstack_block_meta(h, &md));
+    tt->meta.push_back(md);
   }
-  tt->t = BitStackTensor{with_scale ? tt->scale.data() : nullptr, tt->ptrs.data(), n_blocks, rows, cols, false};
+  tt->t = BitStackTensor{with_scale ? tt->scale.data() : nullptr, tt->ptrs.data(), tt->meta.data(), n_blocks,
+                         rows, cols, false};
   tt->view = WeightView{WeightFormat::BitStack, rows, cols, reinterpret_cast<const uint8_t*>(&tt->t), 0, {n_blocks, 0, 0, 0}};
 }
 
@@ -519,12 +528,12 @@ TEST(BitStackKernel, SignPlanesIn16RowGroupsGiveTheSameBits) {
     std::vector<uint8_t> scratch(signs16_scratch_bytes(stride));
     for (uint32_t b = 0; b < 4; ++b) {
       BitStackBlockHeader h;
-      std::memcpy(&h, tt.ptrs[b], sizeof h);
+      std::memcpy(&h, tt.mem[b], sizeof h);
       uint8_t* p = static_cast<uint8_t*>(std::aligned_alloc(64, h.bytes));
-      std::memcpy(p, tt.ptrs[b], h.bytes);
+      std::memcpy(p, tt.mem[b], h.bytes);
       signs16_relayout(p + sizeof h, rows, stride, true, scratch.data());
       grouped_tt.mem.push_back(p);
-      grouped_tt.ptrs.push_back(p);
+      grouped_tt.ptrs.push_back(p + sizeof h);
     }
     grouped_tt.t = tt.t;
     grouped_tt.t.blocks = grouped_tt.ptrs.data();
@@ -554,7 +563,7 @@ TEST(BitStackKernel, ScaledFirstBlockUsesBlockZerosFactors) {
     TestTensor tt;
     build(&tt, rows, cols, 1, seed++, /*rank_base=*/3, /*rank_cycle=*/1);
     BitStackBlockHeader h0;
-    std::memcpy(&h0, tt.ptrs[0], sizeof h0);
+    std::memcpy(&h0, tt.mem[0], sizeof h0);
     BitStackLayout L;
     ASSERT_TRUE(bitstack_layout_kind(rows, cols, h0.rank, kBitStackKindScaledFirst, &L));
     BitStackBlockHeader h = h0;
@@ -571,8 +580,11 @@ TEST(BitStackKernel, ScaledFirstBlockUsesBlockZerosFactors) {
     std::mt19937 g(seed);
     for (uint64_t i = 0; i < uint64_t(rows) * L.sign_row_bytes; ++i) p[sizeof h + i] = uint8_t(g());
     tt.mem.push_back(p);
-    tt.ptrs.push_back(p);
-    const uint8_t* b0 = tt.ptrs[0];
+    tt.ptrs.push_back(p + sizeof h);
+    BitStackBlockMeta md{};
+    ASSERT_TRUE(bitstack_block_meta(h, &md));
+    tt.meta.push_back(md);
+    const uint8_t* b0 = tt.mem[0];
     for (uint32_t r = 0; r < rows; ++r) {
       for (uint32_t c = 0; c < cols; ++c) {
         float m = 0.0f;
@@ -587,6 +599,7 @@ TEST(BitStackKernel, ScaledFirstBlockUsesBlockZerosFactors) {
       }
     }
     tt.t.blocks = tt.ptrs.data();
+    tt.t.meta = tt.meta.data();
     tt.t.n_loaded = 2;
     const uint32_t n = 2, ldx = cols, ldy = rows;
     expect_kernels_match_dense(tt, random_input(n, ldx, seed), n, ldx, ldy, "scaled-first block");

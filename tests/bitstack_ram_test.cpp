@@ -128,9 +128,10 @@ TEST(BitStackRam, ReadHookSeesEachBudgetIncreaseAsOneContiguousRead) {
   ASSERT_EQ(log.reads.size(), 2u);
   EXPECT_EQ(log.reads[0].second, r1.bytes_loaded);
   EXPECT_EQ(log.reads[1].second, r2.bytes_loaded);
-  // The second read continues where the first ended, and the last one ends
-  // inside the file: the blocks are one region in load order.
-  EXPECT_EQ(log.reads[1].first, log.reads[0].first + log.reads[0].second);
+  // The second read continues where the first ended (the bytes read are the
+  // blocks without their 64-byte headers), and the last one ends inside the
+  // file: the blocks are one region in load order.
+  EXPECT_EQ(log.reads[1].first, log.reads[0].first + log.reads[0].second + 64ull * r1.blocks_loaded);
   EXPECT_LE(log.reads[1].first + log.reads[1].second, uint64_t(img.size));
   EXPECT_EQ(r2.weight_bytes, info.full_budget_bytes);
 

@@ -90,10 +90,10 @@ std::vector<BitStackBlock> bitstack_decompose(const float* w, uint32_t rows, uin
 // Adds the dense weights of `b` to out[rows*cols].
 void bitstack_block_accumulate(const BitStackBlock& b, uint32_t rows, uint32_t cols, float* out);
 
-// Bytes of a block in the BitStackBlocks section (header and padding included).
+// Bytes a block adds to a budget: its section bytes without the 64-byte header.
 uint64_t bitstack_block_bytes(const BitStackBlock& b, uint32_t rows, uint32_t cols);
 
-// The block's bytes in the BitStackBlocks section (header included).
+// The block as the BitStackBlocks section stores it (header included).
 std::vector<uint8_t> bitstack_encode_block(const BitStackBlock& b, uint32_t layer, TensorRole role, uint32_t index,
                                            uint32_t rows, uint32_t cols);
 

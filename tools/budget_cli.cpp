@@ -26,6 +26,8 @@ void print_budget_info(const stk_model* model, uint64_t budget) {
               (unsigned long long)bi.fixed_bytes);
   std::printf("  min budget %llu bytes (%u blocks), full budget %llu bytes\n", (unsigned long long)bi.min_budget_bytes,
               bi.min_blocks, (unsigned long long)bi.full_budget_bytes);
+  std::printf("  block index %llu bytes (held by the open model for every block, outside the budget)\n",
+              (unsigned long long)bi.index_bytes);
   if (budget == 0) budget = bi.full_budget_bytes;
   std::map<std::string, std::pair<uint32_t, uint32_t>> per;  // name -> (resident, total)
   std::vector<std::string> order;
