@@ -392,7 +392,7 @@ stk_status stk_model_block_info(const stk_model* model, uint32_t index, stk_bloc
     return to_c(stk::fail(&w, Status::InvalidArgument, "block index %u out of range (model has %u)", index, n));
   }
   const stk::BitStackBlockRef& b = m.bitstack->blocks[index];
-  const uint8_t* rec = m.tensor_table + uint64_t(b.tensor) * sizeof(stk::FileTensor);
+  const uint8_t* rec = m.tensor_table + uint64_t(m.bitstack->slot_tensor[b.slot]) * sizeof(stk::FileTensor);
   stk_block_info i = STK_BLOCK_INFO_INIT;
   i.layer = int32_t(b.slot / stk::kBitStackRolesPerLayer);
   uint16_t role;

@@ -65,15 +65,24 @@ struct BitStackLayout {
   uint64_t u_offset, v_offset, bytes, resident_bytes;
 };
 
-// What the kernels need of a block header, kept by the model's block index
-// for every block (the session holds only the resident bytes). Offsets count
-// from the start of the resident bytes of the block whose factors the block
-// uses (block 0's for a kBitStackKindScaledFirst block).
+// What the kernels need of a block header beyond its tensor's shape, kept
+// by the model's block index for every block (the session holds only the
+// resident bytes).
 struct BitStackBlockMeta {
-  uint32_t u_offset, v_offset;
   uint16_t rank, kind;
   float scale;  // multiplies every U value: kind 1's a, kind 0's 1
 };
+
+// Where U and V start in the resident bytes of a low-rank block of this
+// shape and rank (the header's u_offset, v_offset less the header).
+struct BitStackFactorOffsets {
+  uint64_t u, v;
+};
+inline BitStackFactorOffsets bitstack_factor_offsets(uint32_t rows, uint32_t cols, uint32_t rank) {
+  const uint64_t u = align_up(uint64_t(rows) * ((cols + 7) / 8), 16);
+  return BitStackFactorOffsets{u, align_up(u + uint64_t(rank) * 2 * rows, 16)};
+}
+
 inline bool bitstack_layout(uint32_t rows, uint32_t cols, uint32_t rank, BitStackLayout* out);
 
 // The layout of a block of `kind`; false on overflow or an unknown kind.
@@ -105,18 +114,11 @@ inline bool bitstack_layout(uint32_t rows, uint32_t cols, uint32_t rank, BitStac
   return true;
 }
 
-// The meta of a header that the block index has validated (a kind-1 block's
-// rank is block 0's, so block 0's offsets follow from it); false on overflow.
-inline bool bitstack_block_meta(const BitStackBlockHeader& h, BitStackBlockMeta* out) {
-  BitStackLayout own{};
-  if (!bitstack_layout(h.rows, h.cols, h.rank, &own) || own.v_offset > 0xFFFFFFFFull) return false;
-  out->u_offset = uint32_t(own.u_offset - kBitStackHeaderBytes);
-  out->v_offset = uint32_t(own.v_offset - kBitStackHeaderBytes);
-  out->rank = uint16_t(h.rank);
-  out->kind = uint16_t(h.kind);
-  out->scale = 1.0f;
-  if (h.kind == kBitStackKindScaledFirst) std::memcpy(&out->scale, &h.reserved[0], 4);
-  return true;
+// The meta of a header that the block index has validated.
+inline BitStackBlockMeta bitstack_block_meta(const BitStackBlockHeader& h) {
+  BitStackBlockMeta m{uint16_t(h.rank), uint16_t(h.kind), 1.0f};
+  if (h.kind == kBitStackKindScaledFirst) std::memcpy(&m.scale, &h.reserved[0], 4);
+  return m;
 }
 
 }  // namespace stk

@@ -36,7 +36,7 @@ uint32_t bitstack_blocks_for_budget(const BitStackIndex& ix, uint64_t budget) {
 
 size_t bitstack_index_bytes(uint32_t n_blocks, uint32_t n_slots) {
   return align_up(sizeof(BitStackIndex), 8) + sizeof(uint64_t) * (size_t(n_blocks) + 1) +
-         (sizeof(BitStackBlockRef) + sizeof(BitStackBlockMeta)) * n_blocks + sizeof(uint32_t) * 2 * size_t(n_slots);
+         (sizeof(BitStackBlockRef) + sizeof(BitStackBlockMeta)) * n_blocks + sizeof(uint32_t) * 3 * size_t(n_slots);
 }
 
 void bitstack_index_free(BitStackIndex* index) {
@@ -101,7 +101,7 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
     at += h.bytes;
   }
   // The index, then (during validation only) each slot's tensor and block-0 rank.
-  const size_t need = bitstack_index_bytes(n_blocks, n_slots) + sizeof(uint32_t) * 2 * size_t(n_slots);
+  const size_t need = bitstack_index_bytes(n_blocks, n_slots) + sizeof(uint32_t) * size_t(n_slots);
   uint8_t* mem = static_cast<uint8_t*>(port::alloc(need));
   if (mem == nullptr) return fail(msg, Status::OutOfMemory, "cannot allocate %zu bytes for the BitStack index", need);
   std::memset(mem, 0, need);
@@ -111,6 +111,8 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
   ix->meta = reinterpret_cast<BitStackBlockMeta*>(ix->blocks + n_blocks);
   ix->slot_file_blocks = reinterpret_cast<uint32_t*>(ix->meta + n_blocks);
   ix->slot_first = ix->slot_file_blocks + n_slots;
+  ix->slot_tensor = ix->slot_first + n_slots;
+  ix->section_offset = offset;
   ix->n_blocks = n_blocks;
   ix->n_slots = n_slots;
   ix->n_tensors = n_tensors;
@@ -118,8 +120,8 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
 
   // Slot -> tensor, and each slot's first position in tensor order from the
   // block counts the tensors declare (which must add up to the section's).
-  uint32_t* slot_tensor = ix->slot_first + n_slots;
-  uint32_t* rank0 = slot_tensor + n_slots;  // rank of each slot's block 0
+  uint32_t* slot_tensor = ix->slot_tensor;
+  uint32_t* rank0 = slot_tensor + n_slots;  // rank of each slot's block 0 (validation only)
   for (uint32_t s = 0; s < n_slots; ++s) slot_tensor[s] = 0xFFFFFFFFu;
   for (uint32_t i = 0; i < m.tensor_count; ++i) {
     FileTensor t = model_tensor(m, i);
@@ -176,16 +178,15 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
       } else if (h.index != seen[slot] || seen[slot] >= t.params[0]) {
         st = fail(msg, Status::BadFormat, "BitStack block %u: index %u of tensor %s out of order (expected %u of %u)",
                   b, h.index, t.name, seen[slot], t.params[0]);
-      } else if (!bitstack_block_meta(h, &ix->meta[ix->slot_first[slot] + h.index])) {
-        st = fail(msg, Status::BadFormat, "BitStack block %u: layout overflows", b);
       } else {
+        ix->meta[ix->slot_first[slot] + h.index] = bitstack_block_meta(h);
         if (h.index == 0) {
           rank0[slot] = h.rank;
           ++firsts;
           if (firsts == n_tensors) ix->min_blocks = b + 1;
         }
         ++seen[slot];
-        ix->blocks[b] = BitStackBlockRef{offset + at, slot, h.index, ti};
+        ix->blocks[b] = BitStackBlockRef{slot, h.index};
         ix->prefix[b + 1] = ix->prefix[b] + lay.resident_bytes;
       }
     }

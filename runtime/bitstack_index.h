@@ -20,10 +20,8 @@ constexpr uint32_t kBitStackRolesPerLayer = 7;
 uint32_t bitstack_role_slot(TensorRole role);
 
 struct BitStackBlockRef {
-  uint64_t offset;  // absolute file offset of the block header
-  uint32_t slot;    // tensor slot
-  uint32_t index;   // position within its tensor
-  uint32_t tensor;  // tensor-table index of the tensor it extends
+  uint32_t slot;   // tensor slot
+  uint32_t index;  // position within its tensor
 };
 
 // Budgets count a block's resident bytes (the block without its 64-byte
@@ -34,12 +32,20 @@ struct BitStackIndex {
   uint32_t min_blocks;   // shortest prefix holding every tensor's first block
   uint32_t n_tensors;    // BitStack tensors
   uint64_t fixed_bytes;  // all tensor data of the Weights section
-  uint64_t* prefix;      // [n_blocks + 1] resident bytes of the first i blocks
+  uint64_t section_offset;      // file offset of the BitStackBlocks section
+  uint64_t* prefix;             // [n_blocks + 1] resident bytes of the first i blocks
   BitStackBlockRef* blocks;     // [n_blocks], in load order
   BitStackBlockMeta* meta;      // [n_blocks], in tensor order: slot_first[slot] + index
   uint32_t* slot_file_blocks;   // [n_slots] blocks in the file per slot (0 = not BitStack)
   uint32_t* slot_first;         // [n_slots] first index into a per-slot list of n_blocks entries
+  uint32_t* slot_tensor;        // [n_slots] tensor-table index (0xFFFFFFFF = not BitStack)
 };
+
+// File offset of block b's header: the section is the blocks back to back,
+// each its resident bytes plus a header.
+inline uint64_t bitstack_block_file_offset(const BitStackIndex& ix, uint32_t b) {
+  return ix.section_offset + ix.prefix[b] + uint64_t(kBitStackHeaderBytes) * b;
+}
 
 // Bytes of the index of a model with n_blocks blocks and n_slots slots: RAM
 // the model holds besides the budget, reported so that it is not hidden.

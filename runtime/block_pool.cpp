@@ -51,7 +51,7 @@ Status push_blocks(BlockPool* p, uint32_t to, Message* msg) {
   const BitStackIndex& ix = *p->index;
   const uint32_t from = p->resident;
   if (to <= from) return Status::Ok;
-  const uint64_t offset = ix.blocks[from].offset;
+  const uint64_t offset = bitstack_block_file_offset(ix, from);
   const uint64_t bytes = ix.prefix[to] - ix.prefix[from];
   if (p->hook.fn != nullptr) {
     const int code = p->hook.fn(p->hook.user, offset, bytes);
@@ -63,7 +63,7 @@ Status push_blocks(BlockPool* p, uint32_t to, Message* msg) {
   const Model& m = *p->model;
   for (uint32_t b = from; b < to; ++b) {
     uint8_t* dst = p->base + ix.prefix[b];
-    const uint64_t src = ix.blocks[b].offset + kBitStackHeaderBytes;
+    const uint64_t src = bitstack_block_file_offset(ix, b) + kBitStackHeaderBytes;
     const size_t n = size_t(ix.prefix[b + 1] - ix.prefix[b]);
     if (m.mapping.handle != 0) {
       const Status s = port::read_mapped(m.mapping, src, dst, n, msg);

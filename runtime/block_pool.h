@@ -41,10 +41,11 @@ struct BitStackBlockView {
 inline BitStackBlockView bitstack_block_view(const BitStackTensor& T, uint32_t b) {
   const BitStackBlockMeta& m = T.meta[b];
   const uint8_t* factors = m.kind == kBitStackKindScaledFirst ? T.blocks[0] : T.blocks[b];
+  const BitStackFactorOffsets at = bitstack_factor_offsets(T.rows, T.cols, m.rank);
   BitStackBlockView v;
   v.signs = T.blocks[b];
-  v.U = factors + m.u_offset;
-  v.V = factors + m.v_offset;
+  v.U = factors + at.u;
+  v.V = factors + at.v;
   v.rank = m.rank;
   v.sign_row_bytes = (T.cols + 7) / 8;
   v.u_scale = m.scale;

@@ -307,9 +307,7 @@ void build(TestTensor* tt, uint32_t rows, uint32_t cols, uint32_t n_blocks, uint
     tt->ptrs.push_back(p + kBitStackHeaderBytes);
     BitStackBlockHeader h;
     std::memcpy(&h, p, sizeof h);
-    BitStackBlockMeta md{};
-    ASSERT_TRUE(bitstack_block_meta(h, &md));
-    tt->meta.push_back(md);
+    tt->meta.push_back(bitstack_block_meta(h));
   }
   tt->t = BitStackTensor{with_scale ? tt->scale.data() : nullptr, tt->ptrs.data(), tt->meta.data(), n_blocks,
                          rows, cols, false};
@@ -581,9 +579,7 @@ TEST(BitStackKernel, ScaledFirstBlockUsesBlockZerosFactors) {
     for (uint64_t i = 0; i < uint64_t(rows) * L.sign_row_bytes; ++i) p[sizeof h + i] = uint8_t(g());
     tt.mem.push_back(p);
     tt.ptrs.push_back(p + sizeof h);
-    BitStackBlockMeta md{};
-    ASSERT_TRUE(bitstack_block_meta(h, &md));
-    tt.meta.push_back(md);
+    tt.meta.push_back(bitstack_block_meta(h));
     const uint8_t* b0 = tt.mem[0];
     for (uint32_t r = 0; r < rows; ++r) {
       for (uint32_t c = 0; c < cols; ++c) {

@@ -46,7 +46,9 @@ int run_pack_bitstack(const Args& a) {
   host::PackedModel pm = host::pack_bitstack(hm, std::move(tok), o);
   std::vector<uint8_t> bytes = host::serialize_stk(pm);
   host::write_file_atomic(out, bytes);
-  std::fprintf(stderr, "packed %s -> %s: bitstack, %u blocks per linear layer, %zu block bytes, %zu bytes\n",
+  std::fprintf(stderr,
+               "packed %s -> %s: bitstack, %u blocks per linear layer, %zu block bytes with their headers, %zu bytes"
+               " (budgets: stk info)\n",
                in.c_str(), out.c_str(), o.iters, pm.bitstack_blocks.size(), bytes.size());
   return 0;
 }
