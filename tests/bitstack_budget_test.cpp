@@ -50,6 +50,19 @@ struct Opened {
   }
 };
 
+// The BitStackBlocks section record of a model image (bytes 0 when absent).
+SectionRecord blocks_section(const ModelImage& img) {
+  FileHeader h;
+  std::memcpy(&h, img.bytes.get(), sizeof h);
+  SectionRecord blocks{};
+  for (uint32_t i = 0; i < h.section_count; ++i) {
+    SectionRecord r;
+    std::memcpy(&r, img.bytes.get() + h.section_table_offset + i * sizeof r, sizeof r);
+    if (r.kind == uint32_t(SectionKind::BitStackBlocks)) blocks = r;
+  }
+  return blocks;
+}
+
 struct Session {
   std::vector<uint8_t> arena;
   stk_session* s = nullptr;
@@ -94,14 +107,7 @@ TEST(BitStackModel, LayoutIsAPrefixOrderWithEveryFirstBlockFirst) {
 TEST(BitStackModel, BlockBytesAreTheFileBlocksWithoutTheirHeaders) {
   Opened o;
   const ModelImage& img = bitstack_image();
-  FileHeader h;
-  std::memcpy(&h, img.bytes.get(), sizeof h);
-  SectionRecord blocks{};
-  for (uint32_t i = 0; i < h.section_count; ++i) {
-    SectionRecord r;
-    std::memcpy(&r, img.bytes.get() + h.section_table_offset + i * sizeof r, sizeof r);
-    if (r.kind == uint32_t(SectionKind::BitStackBlocks)) blocks = r;
-  }
+  const SectionRecord blocks = blocks_section(img);
   ASSERT_NE(blocks.bytes, 0u);
   uint64_t at = 0, header_bytes = 0;
   for (uint32_t k = 0; k < o.info.n_blocks; ++k) {
@@ -347,14 +353,7 @@ TEST(BitStackModel, SwitchingKernelSetsRelaysTheSignPlanes) {
 // header checks themselves are what fails), never crash.
 TEST(BitStackModel, MalformedBlocksAreRejected) {
   const ModelImage& img = bitstack_image();
-  FileHeader h;
-  std::memcpy(&h, img.bytes.get(), sizeof h);
-  SectionRecord blocks{};
-  for (uint32_t i = 0; i < h.section_count; ++i) {
-    SectionRecord r;
-    std::memcpy(&r, img.bytes.get() + h.section_table_offset + i * sizeof r, sizeof r);
-    if (r.kind == uint32_t(SectionKind::BitStackBlocks)) blocks = r;
-  }
+  const SectionRecord blocks = blocks_section(img);
   ASSERT_NE(blocks.bytes, 0u);
   struct Case {
     const char* what;
