@@ -36,8 +36,7 @@ void relayout_blocks(BlockPool* p, uint32_t from, uint32_t to, bool to_groups) {
   for (uint32_t b = from; b < to; ++b) {
     const BitStackTensor& t = p->tensors[ix.blocks[b].slot];
     if (!signs16_applies(t.rows, t.cols)) continue;
-    signs16_relayout(p->base + ix.prefix[b], t.rows, (t.cols + 7) / 8, to_groups,
-                     p->scratch);
+    signs16_relayout(p->base + ix.prefix[b], t.rows, (t.cols + 7) / 8, to_groups, p->scratch);
   }
 }
 
