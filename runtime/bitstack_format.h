@@ -58,11 +58,12 @@ static_assert(sizeof(BitStackBlockHeader) == 64, "block header is 64 bytes on di
 constexpr uint32_t kBitStackHeaderBytes = sizeof(BitStackBlockHeader);
 
 // The layout a (rows, cols, rank) block must have; false on overflow.
-// Offsets count from the header; `resident_bytes` = bytes - header is what a
+// Offsets count from the header; `resident_bytes()` = bytes - header is what a
 // session holds of the block (its sign plane then starts the resident bytes).
 struct BitStackLayout {
   uint32_t sign_row_bytes;
-  uint64_t u_offset, v_offset, bytes, resident_bytes;
+  uint64_t u_offset, v_offset, bytes;
+  uint64_t resident_bytes() const { return bytes - kBitStackHeaderBytes; }
 };
 
 // What the kernels need of a block header beyond its tensor's shape, kept
@@ -94,7 +95,6 @@ inline bool bitstack_layout_kind(uint32_t rows, uint32_t cols, uint32_t rank, ui
   if (!mul_ok(rows, out->sign_row_bytes, &signs) || signs > (1ull << 40)) return false;
   out->u_offset = out->v_offset = 0;
   out->bytes = align_up(64 + signs, 64);
-  out->resident_bytes = out->bytes - kBitStackHeaderBytes;
   return true;
 }
 
@@ -106,11 +106,13 @@ inline bool bitstack_layout(uint32_t rows, uint32_t cols, uint32_t rank, BitStac
     return false;
   }
   if (signs > (1ull << 40) || u > (1ull << 40) || v > (1ull << 40)) return false;
-  out->u_offset = align_up(64 + signs, 16);
-  out->v_offset = align_up(out->u_offset + u, 16);
+  // The header is a multiple of 16 bytes, so the offsets from it are the
+  // resident ones shifted by it.
+  const BitStackFactorOffsets at = bitstack_factor_offsets(rows, cols, rank);
+  out->u_offset = kBitStackHeaderBytes + at.u;
+  out->v_offset = kBitStackHeaderBytes + at.v;
   end = out->v_offset + v;
   out->bytes = align_up(end, 64);
-  out->resident_bytes = out->bytes - kBitStackHeaderBytes;
   return true;
 }
 

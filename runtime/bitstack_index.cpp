@@ -131,7 +131,7 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
   }
   uint64_t declared = 0;
   for (uint32_t s = 0; s < n_slots; ++s) {
-    ix->slot_first[s] = uint32_t(declared < n_blocks ? declared : n_blocks);
+    ix->slot_first[s] = uint32_t(declared);  // used only if the total below matches
     if (slot_tensor[s] != 0xFFFFFFFFu) declared += model_tensor(m, slot_tensor[s]).params[0];
   }
   if (declared != n_blocks) {
@@ -187,7 +187,7 @@ Status bitstack_index_build(const Model& m, const port::MappedFile* mapping, uin
         }
         ++seen[slot];
         ix->blocks[b] = BitStackBlockRef{slot, h.index};
-        ix->prefix[b + 1] = ix->prefix[b] + lay.resident_bytes;
+        ix->prefix[b + 1] = ix->prefix[b] + lay.resident_bytes();
       }
     }
     at += h.bytes;

@@ -25,7 +25,7 @@ struct BitStackBlockRef {
 };
 
 // Budgets count a block's resident bytes (the block without its 64-byte
-// header, BitStackLayout::resident_bytes): what a session holds of it.
+// header, BitStackLayout::resident_bytes()): what a session holds of it.
 struct BitStackIndex {
   uint32_t n_blocks;
   uint32_t n_slots;      // n_layers * 7

@@ -112,16 +112,12 @@ TEST(BitStackModel, BlockBytesAreTheFileBlocksWithoutTheirHeaders) {
   uint64_t at = 0, header_bytes = 0;
   for (uint32_t k = 0; k < o.info.n_blocks; ++k) {
     ASSERT_LT(at, blocks.bytes);
-    const uint8_t* rec = img.bytes.get() + blocks.offset + at;
-    uint64_t file_bytes;
-    uint32_t rows, sign_row_bytes;
-    std::memcpy(&file_bytes, rec + 40, 8);
-    std::memcpy(&rows, rec + 12, 4);
-    std::memcpy(&sign_row_bytes, rec + 28, 4);
+    BitStackBlockHeader bh;
+    std::memcpy(&bh, img.bytes.get() + blocks.offset + at, sizeof bh);
     const stk_block_info b = o.block(k);
-    EXPECT_EQ(b.bytes, file_bytes - 64) << "block " << k;
-    EXPECT_GE(b.bytes, uint64_t(rows) * sign_row_bytes) << "block " << k;
-    at += file_bytes;
+    EXPECT_EQ(b.bytes, bh.bytes - 64) << "block " << k;
+    EXPECT_GE(b.bytes, uint64_t(bh.rows) * bh.sign_row_bytes) << "block " << k;
+    at += bh.bytes;
     header_bytes += 64;
   }
   EXPECT_EQ(at, blocks.bytes);

@@ -369,7 +369,7 @@ std::vector<BitStackBlock> bitstack_decompose_hessian(const float* w, uint32_t r
   BitStackLayout own{}, reuse{};
   bitstack_layout_kind(rows, cols, rank, kBitStackKindLowRank, &own);
   bitstack_layout_kind(rows, cols, rank, kBitStackKindScaledFirst, &reuse);
-  const uint64_t own_bytes = own.resident_bytes, reuse_bytes = reuse.resident_bytes;
+  const uint64_t own_bytes = own.resident_bytes(), reuse_bytes = reuse.resident_bytes();
   for (uint32_t it = 0; it < iters; ++it) {
     // Blocks 0 .. depth-1 form the designed stage: block `it` is fitted on a
     // ladder of the depth - it blocks still to come in it.
@@ -509,7 +509,7 @@ std::vector<BitStackBlock> bitstack_decompose(const float* w, uint32_t rows, uin
 uint64_t bitstack_block_bytes(const BitStackBlock& b, uint32_t rows, uint32_t cols) {
   BitStackLayout lay{};
   if (!bitstack_layout_kind(rows, cols, b.rank, b.kind, &lay)) throw std::invalid_argument("bitstack: block too large");
-  return lay.resident_bytes;
+  return lay.resident_bytes();
 }
 
 void bitstack_block_accumulate(const BitStackBlock& b, uint32_t rows, uint32_t cols, float* out) {
