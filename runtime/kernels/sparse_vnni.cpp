@@ -16,6 +16,22 @@
 // Q8 goes in as w + 128 (unsigned), 128 * (sum of the picked inputs) taken
 // off per lane; Q4 adds m * (sum of the picked inputs).
 //
+// 2:4 goes four chunks at a time ("quads": 256 kept values, 512 inputs) so
+// that each of the 16 lanes keeps one activation group and one value group
+// through all four steps: the integer sums go to float once per quad instead
+// of once per chunk, which was most of the per-chunk work (2:4-q4 decode
+// 1.4x faster). Lane l takes, in step k, its group's kept values
+// 16l + 4k .. +3. The index bits of a lane pair and step then sit in one
+// qword (one vpmultishiftqb of the quad's 64 index bytes); the inputs come
+// from a per-call copy of the activations in step order (lane l of step k:
+// inputs 32l + 8k .. +7). Q4 codes: a qword permute per two steps plus a
+// vpmultishiftqb (low nibbles to even lanes, high to odd). Q8 codes: one 4x4
+// dword transpose per quad, whose lane order (position 4i + j holds lane
+// 4j + i) the index bits (one vpermd), the tables and the input copy follow;
+// there the copy holds x + 128 and the weights are the signed operand, so
+// the correction is 128 * (sum of the lane's weights). The chunks after the
+// last quad take the per-chunk path.
+//
 // Only full loads in the main loop (masked loads that miss the cache are slow
 // on AMD cores); columns go in stripes of kStripeChunks chunks so the tables
 // have a fixed size; up to four tokens share each decoded chunk, and a single
@@ -40,6 +56,7 @@ using namespace sparse_x86;
 constexpr uint32_t kStripeChunks = 128;  // 16384 inputs
 constexpr int kTile = 4;
 constexpr uint32_t kPrefetchChunks = 128;  // decode_row
+constexpr uint32_t kStripeQuads = kStripeChunks / 4;
 
 inline __mmask16 mask16(uint32_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
 
@@ -71,6 +88,38 @@ Consts make_consts(const Plan& p) {
   c.idx_mask = _mm512_set1_epi8(char((1u << p.L.bits) - 1u));
   c.group_off = _mm512_load_si512(off);
   return c;
+}
+
+// The quad path's per-step controls (see the top of the file).
+struct QuadConsts {
+  __m512i index_ctl[4];  // step k, byte 8m + i: bit of kept 16(2m + i/4) + 4k + i%4 in qword m
+  __m512i code_ctl[2];   // Q4, step k % 2: low nibbles of dword k % 2 to even lanes, high nibbles to odd
+  __m512i code_sel[2];   // Q4, step k / 2: qword m <- code qword 2m + k/2 (block m, bytes 8(k/2) ..)
+  __m512i group_off;     // byte 4l + b: 8l + 4(b/2), the first input of its group of four in the step copy
+  __m512i lane_sel;      // Q8: dword p <- the index bits of the lane at position p
+};
+
+// Q8's lane order after the transpose: position p holds lane quad_lane(p).
+inline uint32_t quad_lane(ValueKind vf, uint32_t p) { return vf == ValueKind::Q8 ? 4 * (p % 4) + p / 4 : p; }
+
+QuadConsts make_quad_consts() {
+  alignas(64) uint8_t ictl[4][64], cctl[2][64], off[64];
+  alignas(64) int64_t sel[2][8];
+  for (uint32_t j = 0; j < 64; ++j) {
+    const uint32_t i = j % 8, odd = i / 4, b = i % 4;
+    for (uint32_t k = 0; k < 4; ++k) ictl[k][j] = uint8_t(32 * odd + 8 * k + 2 * b);
+    for (uint32_t h = 0; h < 2; ++h) cctl[h][j] = uint8_t(32 * h + 8 * b + 4 * odd);
+    off[j] = uint8_t(8 * (j / 4) + 4 * ((j % 4) / 2));
+  }
+  for (uint32_t m = 0; m < 8; ++m) sel[0][m] = 2 * m, sel[1][m] = 2 * m + 1;
+  QuadConsts q;
+  for (uint32_t k = 0; k < 4; ++k) q.index_ctl[k] = _mm512_load_si512(ictl[k]);
+  for (uint32_t h = 0; h < 2; ++h) q.code_ctl[h] = _mm512_load_si512(cctl[h]), q.code_sel[h] = _mm512_load_si512(sel[h]);
+  q.group_off = _mm512_load_si512(off);
+  alignas(64) int32_t lanes[16];
+  for (uint32_t p = 0; p < 16; ++p) lanes[p] = int32_t(quad_lane(ValueKind::Q8, p));
+  q.lane_sel = _mm512_load_si512(lanes);
+  return q;
 }
 
 // Byte offsets (0..127) of chunk c's 64 inputs from its first input, in value
@@ -106,6 +155,13 @@ struct Tables {
   uint32_t base[kStripeChunks / 8 + 1];  // first group loaded for chunks 8i .. 8i+7
   bool full;                             // >= 16 groups per row: full 16-half loads
   alignas(64) float xs[kTile][kStripeChunks + 1][16];
+  // Quad path, per lane position: value group relative to the 16 scales
+  // loaded at qbase, activation scale, and the inputs in step order (per
+  // token, quad, step: 128 bytes).
+  alignas(64) int32_t qgroup[kStripeQuads][16];
+  uint32_t qbase[kStripeQuads];
+  alignas(64) float qxs[kTile][kStripeQuads][16];
+  alignas(64) int8_t xq[kTile][kStripeQuads][512];
 };
 
 struct Stripe {
@@ -153,7 +209,7 @@ struct Partial {
 // otherwise cost as much as the rows of a small chunk. Power-of-two groups
 // shift; others divide in float (kept indices are < 2^18, so the truncated
 // quotient is exact).
-void make_tables(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, const Stripe& s, Tables* T) {
+void make_tables(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, const Stripe& s, bool quads, Tables* T) {
   const uint32_t act_groups = (p.cols + 31) / 32;
   alignas(64) int32_t lane_kept[16], lane_group[16];
   for (uint32_t l = 0; l < 16; ++l) {
@@ -180,6 +236,35 @@ void make_tables(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, 
     for (uint32_t t = 0; t < nt; ++t) {
       const __m128 xs4 = _mm_maskz_loadu_ps(xs_mask, a.q8_scales + size_t(t0 + t) * act_groups + 4 * c);
       _mm512_store_ps(T->xs[t][i], _mm512_permutexvar_ps(lane_act, _mm512_castps128_ps512(xs4)));
+    }
+  }
+  if (!quads) return;
+  // Lane l of quad Q holds kept values 256Q + 16l .. +15, all in one value
+  // group (groups are multiples of 32 kept values) and one activation group.
+  alignas(64) int32_t lane_of[16];
+  for (uint32_t pos = 0; pos < 16; ++pos) lane_of[pos] = int32_t(quad_lane(p.vf, pos));
+  const __m512i lanes = _mm512_load_si512(lane_of);
+  const __m512i quad_kept = _mm512_slli_epi32(lanes, 4);
+  const uint64_t flip = p.vf == ValueKind::Q8 ? 0x8080808080808080ull : 0;  // Q8: x + 128
+  for (uint32_t q = 0; q < s.n / 4; ++q) {
+    const uint32_t Q = s.c0 / 4 + q, first = Q * 256 / s.vgroup;
+    T->qbase[q] = !T->full ? 0 : first < s.ng - 16 ? first : s.ng - 16;
+    const __m512i k = _mm512_add_epi32(quad_kept, _mm512_set1_epi32(int32_t(Q * 256)));
+    const __m512i g = pow2 ? _mm512_srl_epi32(k, vshift) : _mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(k), vg));
+    _mm512_store_si512(T->qgroup[q], _mm512_sub_epi32(g, _mm512_set1_epi32(int32_t(T->qbase[q]))));
+    for (uint32_t t = 0; t < nt; ++t) {
+      const float* xs = a.q8_scales + size_t(t0 + t) * act_groups + uint64_t(Q) * 16;
+      _mm512_store_ps(T->qxs[t][q], _mm512_permutexvar_ps(lanes, _mm512_loadu_ps(xs)));
+      const int8_t* x = a.q8 + size_t(t0 + t) * a.ldq + uint64_t(Q) * 512;
+      int8_t* d = T->xq[t][q];
+      for (uint32_t step = 0; step < 4; ++step) {
+        for (uint32_t pos = 0; pos < 16; ++pos) {
+          uint64_t v;
+          std::memcpy(&v, x + 32 * uint32_t(lane_of[pos]) + 8 * step, 8);
+          v ^= flip;
+          std::memcpy(d + step * 128 + 8 * pos, &v, 8);
+        }
+      }
     }
   }
 }
@@ -218,12 +303,76 @@ inline void chunk(const Consts& k, const int8_t* const* aq, const Tables& T, uin
   }
 }
 
+// Quads for 2:4 (see the top of the file).
+template <ValueKind VF, int B>
+constexpr bool kQuads = B == 2;
+
+// Quad q (table entry) of one row for NT tokens, added into acc. idx and
+// val: the row's index bits and codes from the stripe's first chunk; dsc:
+// its value scales (Q4: m[groups] after d[groups]). (Row pointers come in
+// from the caller: worked out here, GCC reloads the plan after every vector
+// store, which may alias it, and the quad ran 1.2x slower.)
+template <int NT, ValueKind VF>
+inline void quad(const QuadConsts& k, const Stripe& s, const Tables& T, uint32_t q, const uint8_t* idx,
+                 const uint8_t* val, const uint16_t* dsc, __m512* acc) {
+  const uint8_t* codes = val + uint64_t(q) * (VF == ValueKind::Q8 ? 256 : 128);
+  idx += uint64_t(q) * 64;
+  const __m512i gl = _mm512_load_si512(T.qgroup[q]);
+  const __m512 wd = _mm512_permutexvar_ps(gl, load_scales(dsc + T.qbase[q], T.full, s.ng - T.qbase[q]));
+  const __m512 wm = VF == ValueKind::Q4 ? _mm512_permutexvar_ps(gl, load_scales(dsc + s.ng + T.qbase[q], T.full, s.ng - T.qbase[q])) : wd;
+  const __m512i ones = _mm512_set1_epi8(1), nib = _mm512_set1_epi8(15), two_bits = _mm512_set1_epi8(3);
+  __m512i bits = _mm512_loadu_si512(idx), w[4];
+  if (VF == ValueKind::Q8) {
+    // In-lane 4x4 transpose: w[k] at position 4i + j <- dword 4i + k of codes vector j.
+    const __m512i r0 = _mm512_loadu_si512(codes), r1 = _mm512_loadu_si512(codes + 64);
+    const __m512i r2 = _mm512_loadu_si512(codes + 128), r3 = _mm512_loadu_si512(codes + 192);
+    const __m512i t0 = _mm512_unpacklo_epi32(r0, r1), t1 = _mm512_unpackhi_epi32(r0, r1);
+    const __m512i t2 = _mm512_unpacklo_epi32(r2, r3), t3 = _mm512_unpackhi_epi32(r2, r3);
+    w[0] = _mm512_unpacklo_epi64(t0, t2), w[1] = _mm512_unpackhi_epi64(t0, t2);
+    w[2] = _mm512_unpacklo_epi64(t1, t3), w[3] = _mm512_unpackhi_epi64(t1, t3);
+    bits = _mm512_permutexvar_epi32(k.lane_sel, bits);
+  } else {
+    const __m512i c0 = _mm512_loadu_si512(codes), c1 = _mm512_loadu_si512(codes + 64);
+    w[0] = _mm512_permutex2var_epi64(c0, k.code_sel[0], c1), w[2] = _mm512_permutex2var_epi64(c0, k.code_sel[1], c1);
+  }
+  __m512i sq[NT], sa[NT];
+  for (int t = 0; t < NT; ++t) sq[t] = sa[t] = _mm512_setzero_si512();
+  for (uint32_t step = 0; step < 4; ++step) {
+    const __m512i off = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(k.index_ctl[step], bits), two_bits, k.group_off, 0xEA);
+    const __m512i wv = VF == ValueKind::Q8 ? w[step]
+                                           : _mm512_and_si512(_mm512_multishift_epi64_epi8(k.code_ctl[step % 2], w[step & 2]), nib);
+    for (int t = 0; t < NT; ++t) {
+      const int8_t* x = T.xq[t][q] + step * 128;
+      const __m512i xa = _mm512_permutex2var_epi8(_mm512_load_si512(x), off, _mm512_load_si512(x + 64));
+      if (VF == ValueKind::Q8) {  // (x + 128) * w, and the sum of the weights
+        sq[t] = _mm512_dpbusd_epi32(sq[t], xa, wv);
+        sa[t] = _mm512_dpbusd_epi32(sa[t], ones, wv);
+      } else {  // q * x, and the sum of the inputs (for m)
+        sq[t] = _mm512_dpbusd_epi32(sq[t], wv, xa);
+        sa[t] = _mm512_dpbusd_epi32(sa[t], ones, xa);
+      }
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    const __m512 xs = _mm512_load_ps(T.qxs[t][q]);
+    if (VF == ValueKind::Q8) {
+      const __m512i dot = _mm512_sub_epi32(sq[t], _mm512_slli_epi32(sa[t], 7));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(wd, xs), acc[t]);
+    } else {
+      const __m512 part = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sa[t]), wm, _mm512_mul_ps(_mm512_cvtepi32_ps(sq[t]), wd));
+      acc[t] = _mm512_fmadd_ps(part, xs, acc[t]);
+    }
+  }
+}
+
 // B: index bits known at compile time (2 for 2:4, the pattern that matters
 // most; 0: read from the plan).
+
 template <int NT, ValueKind VF, int B>
-void rows(const Plan& p, const Consts& k, const Activations& a, uint32_t t0, const Stripe& s, const Tables& T,
-          const Partial& part, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
+void rows(const Plan& p, const Consts& k, const QuadConsts& qk, const Activations& a, uint32_t t0, const Stripe& s,
+          const Tables& T, const Partial& part, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
   const uint32_t bits = B ? uint32_t(B) : p.L.bits;
+  const uint32_t i0 = kQuads<VF, B> ? s.n / 4 * 4 : 0;  // first chunk of the per-chunk loop
   const int8_t* aq[NT];
   for (int t = 0; t < NT; ++t) aq[t] = a.q8 + size_t(t0 + t) * a.ldq;
   for (uint32_t r = r0; r < r1; ++r) {
@@ -231,11 +380,14 @@ void rows(const Plan& p, const Consts& k, const Activations& a, uint32_t t0, con
     const uint8_t* vrow = p.value_row(r);
     const uint16_t* srow = VF == ValueKind::Q8 ? p.q8_scales(r) : p.q4_scales(r);
     const uint16_t* mrow = srow + s.ng;  // Q4 only: m[groups] after d[groups]
-    __m512 acc[NT], acc2[NT];  // even and odd chunks: two FMA chains
-    for (int t = 0; t < NT; ++t) acc[t] = acc2[t] = _mm512_setzero_ps();
+    __m512 acc[NT], acc2[NT], accq[NT];  // even and odd chunks: two FMA chains; quads
+    for (int t = 0; t < NT; ++t) acc[t] = acc2[t] = accq[t] = _mm512_setzero_ps();
     __m512 d16 = _mm512_setzero_ps(), m16 = _mm512_setzero_ps();
-    for (uint32_t i = 0; i < s.n; i += 2) {
-      if (i % 8 == 0) {
+    for (uint32_t q = 0; q < i0 / 4; ++q) {
+      quad<NT, VF>(qk, s, T, q, idx_row + uint64_t(s.c0) * 8 * bits, vrow + uint64_t(s.c0) * (VF == ValueKind::Q8 ? 64 : 32), srow, accq);
+    }
+    for (uint32_t i = i0; i < s.n; i += 2) {
+      if (i % 8 == 0 || i == i0) {
         const uint32_t base = T.base[i / 8];
         d16 = load_scales(srow + base, T.full, s.ng - base);
         if (VF == ValueKind::Q4) m16 = load_scales(mrow + base, T.full, s.ng - base);
@@ -255,7 +407,7 @@ void rows(const Plan& p, const Consts& k, const Activations& a, uint32_t t0, con
     }
     if (s.partial) {  // chunk s.n, into the sum of its parity as in decode_row
       const uint32_t i = s.n;
-      if (i % 8 == 0) {
+      if (i % 8 == 0 || i == i0) {  // this chunk's scales not loaded by the loop above
         const uint32_t base = T.base[i / 8];
         d16 = load_scales(srow + base, T.full, s.ng - base);
         if (VF == ValueKind::Q4) m16 = load_scales(mrow + base, T.full, s.ng - base);
@@ -269,7 +421,8 @@ void rows(const Plan& p, const Consts& k, const Activations& a, uint32_t t0, con
     }
     for (int t = 0; t < NT; ++t) {
       float* o = y + size_t(t0 + t) * ldy + r;
-      const float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[t], acc2[t]));
+      const __m512 both = _mm512_add_ps(acc[t], acc2[t]);
+      const float sum = _mm512_reduce_add_ps(kQuads<VF, B> ? _mm512_add_ps(accq[t], both) : both);
       *o = s.c0 == 0 ? sum : *o + sum;
     }
   }
@@ -284,8 +437,8 @@ void rows(const Plan& p, const Consts& k, const Activations& a, uint32_t t0, con
 // chunk<1, VF>'s in the same order (even and odd chunks into separate sums),
 // so the results are those of the tiled path, bit for bit.
 template <ValueKind VF, int B>
-void decode_row(const Plan& p, const Consts& k, const int8_t* aq, const Stripe& s, const Tables& T,
-                const Partial& part, float* y, uint32_t r) {
+void decode_row(const Plan& p, const Consts& k, const QuadConsts& qk, const int8_t* aq, const Stripe& s,
+                const Tables& T, const Partial& part, float* y, uint32_t r) {
   const uint32_t bits = B ? uint32_t(B) : p.L.bits;
   const uint32_t ib = 8 * bits, vb = VF == ValueKind::Q8 ? 64 : 32;  // index and value bytes per chunk
   const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
@@ -325,20 +478,28 @@ void decode_row(const Plan& p, const Consts& k, const int8_t* aq, const Stripe& 
     if (u == 0) _mm_prefetch(reinterpret_cast<const char*>(idx + uint64_t(i + kPrefetchChunks) * ib), _MM_HINT_T0);
     step_at(i, u, x + uint64_t(i) * 128, val + uint64_t(i) * vb, offsets(k, idx, i, bits));
   };
-  for (uint32_t i8 = 0; i8 < s.n; i8 += 8) {
-    const uint32_t base = T.base[i8 / 8], end = s.n - i8 < 8 ? s.n : i8 + 8;
+  __m512 accq = _mm512_setzero_ps();
+  const uint32_t i0 = kQuads<VF, B> ? s.n / 4 * 4 : 0;  // first chunk of the per-chunk loop
+  for (uint32_t q = 0; q < i0 / 4; ++q) {
+    // Past the row's end these fetch the next rows' bytes (see step).
+    const uint8_t* ahead = val + uint64_t(q * 4 + kPrefetchChunks) * vb;
+    for (uint32_t o = 0; o < 4 * vb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + o), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(idx + uint64_t(q * 4 + kPrefetchChunks) * ib), _MM_HINT_T0);
+    quad<1, VF>(qk, s, T, q, idx, val, dsc, &accq);
+  }
+  for (uint32_t i = i0; i < s.n;) {
+    const uint32_t base = T.base[i / 8], end = s.n < (i / 8 + 1) * 8 ? s.n : (i / 8 + 1) * 8;
     d16 = load_scales(dsc + base, T.full, s.ng - base);
     if (VF == ValueKind::Q4) m16 = load_scales(dsc + s.ng + base, T.full, s.ng - base);  // m[groups] after d[groups]
-    uint32_t i = i8;
     for (; i + 1 < end; i += 2) {
       step(i, 0);
       step(i + 1, 1);
     }
-    if (i < end) step(i, 0);
+    if (i < end) step(i++, 0);
   }
   if (s.partial) {  // chunk s.n, into the sum of its parity as in rows()
     const uint32_t i = s.n;
-    if (i % 8 == 0) {
+    if (i % 8 == 0 || i == i0) {  // this chunk's scales not loaded by the loop above
       const uint32_t base = T.base[i / 8];
       d16 = load_scales(dsc + base, T.full, s.ng - base);
       if (VF == ValueKind::Q4) m16 = load_scales(dsc + s.ng + base, T.full, s.ng - base);
@@ -347,13 +508,15 @@ void decode_row(const Plan& p, const Consts& k, const int8_t* aq, const Stripe& 
     part.load_row<VF>(p, r, codes, index);
     step_at(i, int(i % 2), part.xp[0], codes, offsets(k, index, 0, bits));
   }
-  const float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+  const __m512 both = _mm512_add_ps(acc[0], acc[1]);
+  const float sum = _mm512_reduce_add_ps(kQuads<VF, B> ? _mm512_add_ps(accq, both) : both);
   y[r] = s.c0 == 0 ? sum : y[r] + sum;
 }
 
 template <ValueKind VF, int B>
 void run(const Plan& p, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
   const Consts k = make_consts(p);
+  const QuadConsts qk = make_quad_consts();
   const uint32_t chunks = p.L.kept_full / 64;
   Stripe s;
   s.vgroup = VF == ValueKind::Q8 ? kQ8Group : p.LB.group;
@@ -369,11 +532,11 @@ void run(const Plan& p, const Activations& a, float* y, size_t ldy, uint32_t r0,
     for (s.c0 = 0; s.c0 < chunks || s.c0 == 0; s.c0 += kStripeChunks) {
       s.n = chunks - s.c0 < kStripeChunks ? chunks - s.c0 : kStripeChunks;
       s.partial = P > 0 && s.c0 + s.n == chunks;
-      make_tables(p, a, t0, nt, s, &T);
+      make_tables(p, a, t0, nt, s, kQuads<VF, B>, &T);
       if (nt == 1) {
-        for (uint32_t r = r0; r < r1; ++r) decode_row<VF, B>(p, k, a.q8 + size_t(t0) * a.ldq, s, T, part, y + size_t(t0) * ldy, r);
+        for (uint32_t r = r0; r < r1; ++r) decode_row<VF, B>(p, k, qk, a.q8 + size_t(t0) * a.ldq, s, T, part, y + size_t(t0) * ldy, r);
       } else {
-        rows<kTile, VF, B>(p, k, a, t0, s, T, part, y, ldy, r0, r1);
+        rows<kTile, VF, B>(p, k, qk, a, t0, s, T, part, y, ldy, r0, r1);
       }
       if (chunks == 0) break;
     }
