@@ -57,6 +57,9 @@ constexpr uint32_t kStripeChunks = 128;  // 16384 inputs
 constexpr int kTile = 4;
 constexpr uint32_t kPrefetchChunks = 128;  // decode_row
 constexpr uint32_t kStripeQuads = kStripeChunks / 4;
+// Code bytes per chunk of 64 kept values: Q8 one per value, Q4 one per two.
+template <ValueKind VF>
+constexpr uint32_t kChunkCodeBytes = VF == ValueKind::Q8 ? 64 : 32;
 
 inline __mmask16 mask16(uint32_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
 
@@ -199,7 +202,7 @@ struct Partial {
   // these bytes follow the row's last full chunk and were prefetched with it.
   template <ValueKind VF>
   void load_row(const Plan& p, uint32_t r, uint8_t* codes, uint8_t* index) const {
-    _mm512_store_si512(codes, _mm512_maskz_loadu_epi8(code_mask, p.value_row(r) + uint64_t(c) * (VF == ValueKind::Q8 ? 64 : 32)));
+    _mm512_store_si512(codes, _mm512_maskz_loadu_epi8(code_mask, p.value_row(r) + uint64_t(c) * kChunkCodeBytes<VF>));
     _mm256_store_si256(reinterpret_cast<__m256i*>(index),
                        _mm256_maskz_loadu_epi8(index_mask, p.index_row(r) + uint64_t(c) * 8 * p.L.bits));
   }
@@ -304,7 +307,7 @@ inline void chunk(const Consts& k, const int8_t* const* aq, const Tables& T, uin
 }
 
 // Quads for 2:4 (see the top of the file).
-template <ValueKind VF, int B>
+template <int B>
 constexpr bool kQuads = B == 2;
 
 // Quad q (table entry) of one row for NT tokens, added into acc. idx and
@@ -315,7 +318,7 @@ constexpr bool kQuads = B == 2;
 template <int NT, ValueKind VF>
 inline void quad(const QuadConsts& k, const Stripe& s, const Tables& T, uint32_t q, const uint8_t* idx,
                  const uint8_t* val, const uint16_t* dsc, __m512* acc) {
-  const uint8_t* codes = val + uint64_t(q) * (VF == ValueKind::Q8 ? 256 : 128);
+  const uint8_t* codes = val + uint64_t(q) * 4 * kChunkCodeBytes<VF>;
   idx += uint64_t(q) * 64;
   const __m512i gl = _mm512_load_si512(T.qgroup[q]);
   const __m512 wd = _mm512_permutexvar_ps(gl, load_scales(dsc + T.qbase[q], T.full, s.ng - T.qbase[q]));
@@ -367,12 +370,11 @@ inline void quad(const QuadConsts& k, const Stripe& s, const Tables& T, uint32_t
 
 // B: index bits known at compile time (2 for 2:4, the pattern that matters
 // most; 0: read from the plan).
-
 template <int NT, ValueKind VF, int B>
 void rows(const Plan& p, const Consts& k, const QuadConsts& qk, const Activations& a, uint32_t t0, const Stripe& s,
           const Tables& T, const Partial& part, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
   const uint32_t bits = B ? uint32_t(B) : p.L.bits;
-  const uint32_t i0 = kQuads<VF, B> ? s.n / 4 * 4 : 0;  // first chunk of the per-chunk loop
+  const uint32_t i0 = kQuads<B> ? s.n / 4 * 4 : 0;  // first chunk of the per-chunk loop
   const int8_t* aq[NT];
   for (int t = 0; t < NT; ++t) aq[t] = a.q8 + size_t(t0 + t) * a.ldq;
   for (uint32_t r = r0; r < r1; ++r) {
@@ -384,7 +386,7 @@ void rows(const Plan& p, const Consts& k, const QuadConsts& qk, const Activation
     for (int t = 0; t < NT; ++t) acc[t] = acc2[t] = accq[t] = _mm512_setzero_ps();
     __m512 d16 = _mm512_setzero_ps(), m16 = _mm512_setzero_ps();
     for (uint32_t q = 0; q < i0 / 4; ++q) {
-      quad<NT, VF>(qk, s, T, q, idx_row + uint64_t(s.c0) * 8 * bits, vrow + uint64_t(s.c0) * (VF == ValueKind::Q8 ? 64 : 32), srow, accq);
+      quad<NT, VF>(qk, s, T, q, idx_row + uint64_t(s.c0) * 8 * bits, vrow + uint64_t(s.c0) * kChunkCodeBytes<VF>, srow, accq);
     }
     for (uint32_t i = i0; i < s.n; i += 2) {
       if (i % 8 == 0 || i == i0) {
@@ -422,7 +424,7 @@ void rows(const Plan& p, const Consts& k, const QuadConsts& qk, const Activation
     for (int t = 0; t < NT; ++t) {
       float* o = y + size_t(t0 + t) * ldy + r;
       const __m512 both = _mm512_add_ps(acc[t], acc2[t]);
-      const float sum = _mm512_reduce_add_ps(kQuads<VF, B> ? _mm512_add_ps(accq[t], both) : both);
+      const float sum = _mm512_reduce_add_ps(kQuads<B> ? _mm512_add_ps(accq[t], both) : both);
       *o = s.c0 == 0 ? sum : *o + sum;
     }
   }
@@ -440,7 +442,7 @@ template <ValueKind VF, int B>
 void decode_row(const Plan& p, const Consts& k, const QuadConsts& qk, const int8_t* aq, const Stripe& s,
                 const Tables& T, const Partial& part, float* y, uint32_t r) {
   const uint32_t bits = B ? uint32_t(B) : p.L.bits;
-  const uint32_t ib = 8 * bits, vb = VF == ValueKind::Q8 ? 64 : 32;  // index and value bytes per chunk
+  const uint32_t ib = 8 * bits, vb = kChunkCodeBytes<VF>;  // index and value bytes per chunk
   const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
   const __m512i flip = _mm512_set1_epi8(char(0x80));
   const uint8_t* idx = p.index_row(r) + uint64_t(s.c0) * ib;
@@ -479,7 +481,7 @@ void decode_row(const Plan& p, const Consts& k, const QuadConsts& qk, const int8
     step_at(i, u, x + uint64_t(i) * 128, val + uint64_t(i) * vb, offsets(k, idx, i, bits));
   };
   __m512 accq = _mm512_setzero_ps();
-  const uint32_t i0 = kQuads<VF, B> ? s.n / 4 * 4 : 0;  // first chunk of the per-chunk loop
+  const uint32_t i0 = kQuads<B> ? s.n / 4 * 4 : 0;  // first chunk of the per-chunk loop
   for (uint32_t q = 0; q < i0 / 4; ++q) {
     // Past the row's end these fetch the next rows' bytes (see step).
     const uint8_t* ahead = val + uint64_t(q * 4 + kPrefetchChunks) * vb;
@@ -509,14 +511,14 @@ void decode_row(const Plan& p, const Consts& k, const QuadConsts& qk, const int8
     step_at(i, int(i % 2), part.xp[0], codes, offsets(k, index, 0, bits));
   }
   const __m512 both = _mm512_add_ps(acc[0], acc[1]);
-  const float sum = _mm512_reduce_add_ps(kQuads<VF, B> ? _mm512_add_ps(accq, both) : both);
+  const float sum = _mm512_reduce_add_ps(kQuads<B> ? _mm512_add_ps(accq, both) : both);
   y[r] = s.c0 == 0 ? sum : y[r] + sum;
 }
 
 template <ValueKind VF, int B>
 void run(const Plan& p, const Activations& a, float* y, size_t ldy, uint32_t r0, uint32_t r1) {
   const Consts k = make_consts(p);
-  const QuadConsts qk = make_quad_consts();
+  const QuadConsts qk = kQuads<B> ? make_quad_consts() : QuadConsts{};  // tables only for quads
   const uint32_t chunks = p.L.kept_full / 64;
   Stripe s;
   s.vgroup = VF == ValueKind::Q8 ? kQ8Group : p.LB.group;
@@ -532,7 +534,7 @@ void run(const Plan& p, const Activations& a, float* y, size_t ldy, uint32_t r0,
     for (s.c0 = 0; s.c0 < chunks || s.c0 == 0; s.c0 += kStripeChunks) {
       s.n = chunks - s.c0 < kStripeChunks ? chunks - s.c0 : kStripeChunks;
       s.partial = P > 0 && s.c0 + s.n == chunks;
-      make_tables(p, a, t0, nt, s, kQuads<VF, B>, &T);
+      make_tables(p, a, t0, nt, s, kQuads<B>, &T);
       if (nt == 1) {
         for (uint32_t r = r0; r < r1; ++r) decode_row<VF, B>(p, k, qk, a.q8 + size_t(t0) * a.ldq, s, T, part, y + size_t(t0) * ldy, r);
       } else {
