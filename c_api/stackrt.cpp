@@ -5,10 +5,13 @@
 #include <cstddef>
 #include <cstring>
 
+#include "ports/port.h"
 #include "runtime/bitstack_index.h"
 #include "runtime/block_pool.h"
 #include "runtime/model.h"
 #include "runtime/session.h"
+
+static_assert(STK_STACK_USE_BYTES == stk::port::kStackUseBytes, "the stack figure of stackrt.h is the port's");
 
 using stk::Message;
 using stk::Status;

@@ -106,8 +106,17 @@ Status thread_start(Thread* t, void (*fn)(void*), void* arg, Message* msg) {
   static_assert(sizeof(pthread_t) <= sizeof(uintptr_t), "pthread_t fits the port handle");
   t->fn = fn;
   t->arg = arg;
+  pthread_attr_t attr;
+  int rc = pthread_attr_init(&attr);
+  if (rc != 0) return fail(msg, Status::OutOfMemory, "cannot start worker thread: %s", strerror(rc));
+  // An explicit size: the C library's default ranges from 128 KiB (musl) to
+  // 8 MiB (glibc), and the kernels need a known amount (port.h).
+  size_t stack = kWorkerStackBytes;
+  if (stack < size_t(PTHREAD_STACK_MIN)) stack = size_t(PTHREAD_STACK_MIN);
+  rc = pthread_attr_setstacksize(&attr, stack);
   pthread_t th;
-  int rc = pthread_create(&th, nullptr, run_thread, t);
+  if (rc == 0) rc = pthread_create(&th, &attr, run_thread, t);
+  pthread_attr_destroy(&attr);
   if (rc != 0) return fail(msg, Status::OutOfMemory, "cannot start worker thread: %s", strerror(rc));
   t->handle = uintptr_t(th);
   return Status::Ok;

@@ -53,7 +53,11 @@ namespace {
 
 using namespace sparse_x86;
 
-constexpr uint32_t kStripeChunks = 128;  // 16384 inputs
+// 8192 inputs. The tables below live on the calling thread's stack, in size
+// proportional to the stripe: 57 KiB at this width (tests/stack_use_test.cpp
+// holds every kernel within STK_STACK_USE_BYTES). Rows wider than a stripe
+// are walked once per stripe.
+constexpr uint32_t kStripeChunks = 64;
 constexpr int kTile = 4;
 constexpr uint32_t kPrefetchChunks = 128;  // decode_row
 constexpr uint32_t kStripeQuads = kStripeChunks / 4;
