@@ -14,6 +14,7 @@
 #include "bench/bitstack_rebuild.h"
 #include "bench/busy_neighbour.h"
 #include "bench/core_speed.h"
+#include "bench/paired_ratio.h"
 #include "bench/synth_bitstack.h"
 #include "bench/synth_model.h"
 #include "bench/synth_sparse.h"
@@ -106,6 +107,8 @@ int run_bench(const Args& a) {
       double bpw;
       std::unique_ptr<host::MemorySession> session;
       double decode_tps = 0, prefill_tps = 0, contended_tps = 0;
+      std::vector<double> decode_rounds;  // decode tok/s of every round, for paired ratios
+      std::string dense_twin;             // N:M rows: the label of the dense row with the same values
       std::vector<uint32_t> rebuild_resident;  // BitStack rows, 1 thread: each matrix's blocks at the budget
       double rebuild_tps = 0;                  // bench/bitstack_rebuild.h
     };
@@ -150,8 +153,9 @@ int run_bench(const Args& a) {
       for (const KernelSet* ks : kernel_sets) {
         for (uint32_t t : threads) {
           // With several kernel sets the format column says which: "q4@avx2".
-          Row r{several_isas ? label + "@" + ks->name : label, ks, t, per_token, matrix_bits / matrix_weights, nullptr,
-                0, 0, 0, {}, 0};
+          const std::string at = several_isas ? std::string("@") + ks->name : "";
+          Row r{label + at, ks, t, per_token, matrix_bits / matrix_weights, nullptr, 0, 0, 0, {}, "", {}, 0};
+          if (fname.find(':') != std::string::npos) r.dense_twin = bench::parse_sparse_format(fname).values.name() + at;
           r.session.reset(new host::MemorySession(*models.back(), t, prompt, prompt + decode + 8, budget));
           if (row_major) {
             row_major_sets.push_back(*ks);
@@ -209,7 +213,8 @@ int run_bench(const Args& a) {
       for (Row& r : rows) {
         // Best of the rounds: a busy machine only ever slows a run down.
         r.prefill_tps = std::max(r.prefill_tps, time_prefill(r.session->get()));
-        r.decode_tps = std::max(r.decode_tps, time_decode(r.session->get()));
+        r.decode_rounds.push_back(time_decode(r.session->get()));
+        r.decode_tps = std::max(r.decode_tps, r.decode_rounds.back());
         if (!r.rebuild_resident.empty()) {
           r.rebuild_tps = std::max(r.rebuild_tps, bench::dense_rebuild_tok_s(rebuild_matrices, r.rebuild_resident, 3, *r.kernels));
         }
@@ -261,6 +266,17 @@ int run_bench(const Args& a) {
                     roof * 100, r.contended_tps, r.rebuild_tps, slowest_cpu);
       json_rows += row;
     }
+    // Sparse against dense, round by round (bench/paired_ratio.h).
+    for (const Row& r : rows) {
+      for (const Row& d : rows) {
+        if (r.dense_twin.empty() || d.label != r.dense_twin || d.threads != r.threads) continue;
+        const bench::RatioSpread q = bench::paired_ratios(r.decode_rounds, d.decode_rounds);
+        std::printf("%-12s decode %s / %s, %u thread%s: %.2fx from the best rounds; per round %.2f-%.2fx, median %.2fx "
+                    "(%zu round%s)\n",
+                    shape.name.c_str(), r.label.c_str(), d.label.c_str(), r.threads, r.threads == 1 ? "" : "s",
+                    r.decode_tps / d.decode_tps, q.lo, q.hi, q.median, q.rounds, q.rounds == 1 ? "" : "s");
+      }
+    }
   }
   if (json) std::printf("{\"prompt\": %u, \"decode\": %u, \"results\": [%s]}\n", prompt, decode, json_rows.c_str());
   return 0;
@@ -278,7 +294,7 @@ const Command kBenchCommand = {
         {"--threads", "LIST", "thread counts (default 1,2)"},
         {"--prompt", "N", "prefill tokens (default 64)"},
         {"--decode", "N", "decode steps timed (default 32)"},
-        {"--repeat", "N", "timing rounds: each times every format and thread count once and measures the bandwidth; rows report their fastest round (default 1)"},
+        {"--repeat", "N", "timing rounds: each times every format and thread count once and measures the bandwidth; rows report their fastest round, and an N:M row with its dense twin (2:4-q8 and q8) also the spread of their round-by-round decode ratios (default 1)"},
         {"--big-f32", nullptr, "also run tinyllama in f32 (4.4 GB)"},
         {"--bw-mib", "MIB", "buffer for the bandwidth measurement (default 1024)"},
         {"--json", nullptr, "also print one JSON object as the last stdout line"},

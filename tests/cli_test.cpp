@@ -527,6 +527,27 @@ TEST_F(Cli, BenchBitStackRowFillsTheQ4Budget) {
   EXPECT_EQ(std::stod(m[1]), 0.0);
 }
 
+// A sparse row is compared with the dense row of its value format, round by
+// round: one line per pair, whose best-rounds ratio is that of the two rows'
+// decode columns, and none for a dense row without a sparse twin.
+TEST_F(Cli, BenchPrintsSparseAgainstDenseRatios) {
+  Result r = run({"bench", "--shapes", "stories15M", "--formats", "q8,2:4-q8,q4", "--threads", "1", "--prompt", "2",
+                  "--decode", "2", "--bw-mib", "64", "--repeat", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, double> tps;
+  const std::regex row(R"re(stories15M +([a-z0-9:-]+) +1 +[0-9.]+ +\d+ +([0-9.]+) )re");
+  for (std::sregex_iterator it(r.out.begin(), r.out.end(), row), end; it != end; ++it) tps[(*it)[1]] = std::stod((*it)[2]);
+  ASSERT_EQ(tps.count("q8"), 1u) << r.out;
+  ASSERT_EQ(tps.count("2:4-q8"), 1u) << r.out;
+  const std::regex ratio(R"re(decode 2:4-q8 / q8, 1 thread: ([0-9.]+)x from the best rounds; per round ([0-9.]+)-([0-9.]+)x, median ([0-9.]+)x \(2 rounds\))re");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, ratio)) << r.out;
+  EXPECT_NEAR(std::stod(m[1]), tps["2:4-q8"] / tps["q8"], 0.01);
+  EXPECT_LE(std::stod(m[2]), std::stod(m[4]));
+  EXPECT_LE(std::stod(m[4]), std::stod(m[3]));
+  EXPECT_EQ(r.out.find("/ q4"), std::string::npos) << r.out;
+}
+
 // The bitstack-rowmajor row times the same blocks with the sign planes left
 // row-major in RAM: same bytes, its own speed, no dense-rebuild timing.
 TEST_F(Cli, BenchBitStackRowMajorRowTimesTheSameBlocks) {
