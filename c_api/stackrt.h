@@ -163,14 +163,15 @@ enum {
   STK_SESSION_SCALAR_KERNELS = 1u << 0
 };
 
-/* Stack. A call into a session (eval, generate, sample) goes at most this
-   deep into the calling thread's stack, below the caller's own frames, with
-   any kernel set on any model; tests/stack_use_test.cpp measures every
-   kernel set and weight format against it. The deepest today are the AVX-512
-   sparse kernels (about 64 KiB); the scalar kernels, the only ones on bare
-   metal, stay under 8 KiB on x86-64. The posix port starts its worker
-   threads with a stack of this size plus 64 KiB for the thread itself, so a
-   libc's default (musl: 128 KiB) does not decide it. */
+/* Stack. A stackrt call goes at most this deep into the calling thread's
+   stack, below the caller's own frames, with any kernel set on any model.
+   tests/stack_use_test.cpp holds evaluation and generation, the calls that
+   run the kernels, to it with every kernel set and weight format. The
+   deepest today are the AVX-512 sparse kernels (63 KiB); the scalar
+   kernels, the only ones on bare metal, stay under 8 KiB on x86-64. The
+   posix port starts its worker threads with a stack of this size plus
+   64 KiB for the thread itself, so a libc's default (musl: 128 KiB) does
+   not decide it. */
 #define STK_STACK_USE_BYTES (96u * 1024u)
 
 typedef struct stk_session_config {

@@ -52,9 +52,10 @@ struct Thread {
   void (*fn)(void*);
   void* arg;
 };
-// Stack of a worker thread: what a session call may use
-// (STK_STACK_USE_BYTES in c_api/stackrt.h, which checks the two agree) plus
-// room for the thread's own start-up and thread-local storage.
+
+// Stack of a worker thread: what a stackrt call may use (STK_STACK_USE_BYTES
+// of c_api/stackrt.h; c_api/stackrt.cpp checks that the two agree) plus room
+// for the thread's own start-up and thread-local storage.
 constexpr size_t kStackUseBytes = 96u * 1024u;
 constexpr size_t kWorkerStackBytes = kStackUseBytes + 64u * 1024u;
 Status thread_start(Thread* t, void (*fn)(void*), void* arg, Message* msg);
