@@ -11,6 +11,7 @@
 #include "runtime/kernels/kernels.h"
 #include "runtime/lowbit.h"
 #include "runtime/weights.h"
+#include "tests/kernel_sets.h"
 #include "tools/lowbit_quant.h"
 
 namespace {
@@ -126,10 +127,7 @@ TEST(Lowbit, ByteSizeValidation) {
 // Every kernel of every ISA this CPU runs vs. sums computed here in double
 // from the host-side decode of the codes and the int8 activations.
 TEST(Lowbit, KernelsMatchIndependentReference) {
-  std::vector<const stk::KernelSet*> sets = {&stk::kernel_table_scalar()};
-  for (stk::Isa isa : {stk::Isa::Avx2, stk::Isa::Avx512, stk::Isa::Neon}) {
-    if (const stk::KernelSet* k = stk::kernels_for(isa)) sets.push_back(k);
-  }
+  const std::vector<const stk::KernelSet*> sets = stk::test::runnable_kernel_sets();
   for (WeightFormat f : kFormats) {
     for (uint32_t g : {32u, 64u, 128u, 256u}) {
       for (const Shape& s : kShapes) {
@@ -405,10 +403,7 @@ TEST(LowbitK, SmallGroupsBeatFp16ScalesAtEqualBits) {
 }
 
 TEST(LowbitK, KernelsMatchIndependentReference) {
-  std::vector<const stk::KernelSet*> sets = {&stk::kernel_table_scalar()};
-  for (stk::Isa isa : {stk::Isa::Avx2, stk::Isa::Avx512, stk::Isa::Neon}) {
-    if (const stk::KernelSet* k = stk::kernels_for(isa)) sets.push_back(k);
-  }
+  const std::vector<const stk::KernelSet*> sets = stk::test::runnable_kernel_sets();
   for (WeightFormat f : kKFormats) {
     for (uint32_t g : {16u, 32u, 48u, 256u}) {
       for (const Shape& s : kKShapes) {

@@ -13,6 +13,7 @@
 #include "runtime/kernels/matmul.h"
 #include "runtime/sparse.h"
 #include "runtime/weights.h"
+#include "tests/kernel_sets.h"
 #include "tests/test_support.h"
 #include "tools/calib.h"
 #include "tools/llama2c_import.h"
@@ -393,16 +394,9 @@ void match_reference(const std::vector<const KernelSet*>& sets, const SparsityPa
   }
 }
 
-std::vector<const KernelSet*> all_kernel_sets() {
-  std::vector<const KernelSet*> sets;
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon})
-    if (const KernelSet* k = kernels_for(isa)) sets.push_back(k);
-  return sets;
-}
-
 // Every kernel of every ISA this CPU runs, on every pattern.
 TEST(SparseKernels, MatchReferenceOnRaggedShapes) {
-  const std::vector<const KernelSet*> sets = all_kernel_sets();
+  const std::vector<const KernelSet*> sets = runnable_kernel_sets();
   // 17000 columns: three 8192-input stripes of the VNNI kernel, and under
   // 2:4 whole quads (four chunks) in the second and third. Emulation sizes (tests/test_support.h): without it. The cross targets
   // have no kernel that stripes its inputs, and under qemu that one shape is
@@ -425,7 +419,7 @@ TEST(SparseKernels, MatchReferenceOnRaggedShapes) {
 // rows (full chunks, then a zero-padded partial one), and batches of two
 // four-token tiles plus one token.
 TEST(SparseKernels, HalfPatternsInt8) {
-  const std::vector<const KernelSet*> sets = all_kernel_sets();
+  const std::vector<const KernelSet*> sets = runnable_kernel_sets();
   const uint32_t shapes[][2] = {{3, 16}, {2, 48}, {4, 80}, {3, 288}, {5, 1000}, {3, 4160}};
   int checked = 0;
   for (const SparsityPattern p :

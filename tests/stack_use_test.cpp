@@ -19,8 +19,8 @@
 #include <random>
 
 #include "c_api/stackrt_internal.h"
-#include "runtime/kernels/matmul.h"
 #include "runtime/session.h"
+#include "tests/kernel_sets.h"
 #include "tests/test_support.h"
 #include "tools/bitstack_pack.h"
 #include "tools/llama2c_import.h"
@@ -88,9 +88,10 @@ const host::HostModel& wide_model() {
   return m;
 }
 
-std::vector<uint8_t> tokenizer() {
-  return host::tokenizer_section_from_llama2c(host::read_file(data_path("tok512.bin")),
-                                              wide_model().config.vocab_size, "tok512.bin");
+const std::vector<uint8_t>& tokenizer() {
+  static const std::vector<uint8_t> t = host::tokenizer_section_from_llama2c(
+      host::read_file(data_path("tok512.bin")), wide_model().config.vocab_size, "tok512.bin");
+  return t;
 }
 
 struct Case {
@@ -106,9 +107,8 @@ std::vector<Case> cases() {
                       : std::vector<const char*>{"f32", "q8", "q4", "q3", "q2", "t2", "q4k"};
   const std::vector<const char*> values = kEmulationSizes ? std::vector<const char*>{"q8"} : std::vector<const char*>{"q8", "q4", "f32"};
   for (const char* f : dense) {
-    const host::FormatSpec spec = host::parse_format_spec(f);
     host::PackPlanOptions o;
-    o.base = spec;
+    o.base = host::parse_format_spec(f);
     c.push_back({f, host::serialize_stk(host::pack_with_plan(wide_model(), tokenizer(), o))});
   }
   for (const char* v : values) {
@@ -142,14 +142,11 @@ TEST(StackUse, EvaluationStaysWithinThePromisedThreadStack) {
   });
   ASSERT_GE(probe, baseline + 95000);
 
-  const Isa isas[] = {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon};
   size_t worst = 0;
   std::string worst_at;
   for (const Case& c : cases()) {
     const ModelImage img = to_image(c.file);
-    for (Isa isa : isas) {
-      const KernelSet* ks = kernels_for(isa);
-      if (ks == nullptr) continue;
+    for (const KernelSet* ks : runnable_kernel_sets()) {
       Runner r(img, 1, 16);
       session_use_kernels(stk_session_impl(r.session), ks);
       stk_status prefill = STK_ERR_IO, decode = STK_ERR_IO, gen = STK_ERR_IO;  // overwritten by the calls
