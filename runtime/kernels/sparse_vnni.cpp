@@ -67,11 +67,12 @@ constexpr uint32_t kChunkCodeBytes = VF == ValueKind::Q8 ? 64 : 32;
 
 inline __mmask16 mask16(uint32_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
 
-// Kept value (within the chunk) that byte j of the value vector holds. Q4:
-// low nibbles of 2 blocks, then high nibbles.
-constexpr uint32_t kept_of_byte(ValueKind vf, uint32_t j) {
-  return vf == ValueKind::Q8 ? j : (j / 16 == 1 ? 32 : j / 16 == 2 ? 16 : j / 16 == 3 ? 48 : 0) + j % 16;
-}
+// Kept value (within the chunk) that byte j of the value vector holds.
+constexpr uint8_t kQ4KeptBase[4] = {0, 32, 16, 48};  // Q4: low nibbles of 2 blocks, then high nibbles
+constexpr uint32_t kept_of_byte(ValueKind vf, uint32_t j) { return vf == ValueKind::Q8 ? j : kQ4KeptBase[j / 16] + j % 16; }
+
+// Index of a value kind in the tables below.
+constexpr uint32_t kind_index(ValueKind vf) { return vf == ValueKind::Q8 ? 0 : 1; }
 
 // The per-chunk path's controls for each value kind (0: Q8, 1: Q4) and index
 // width b (patterns N:2N with M = 2^b, b = 1..4), worked out at compile time
@@ -80,6 +81,8 @@ struct ChunkTables {
   alignas(64) uint8_t perm_sel[2][4][64];   // qword q <- the index bytes of its 8 kept values
   alignas(64) uint8_t shift_ctl[4][64];     // byte i of each qword <- bits from i*b
   alignas(64) uint8_t group_off[2][4][64];  // byte j: (kept(j) / N) * M, a multiple of M = 2^b
+  alignas(64) int32_t lane_kept[2][16];     // dword lane l: its first kept value (its 4 share all scales)
+  alignas(64) int32_t lane_act[2][16];      // dword lane l: its activation group, kept / 16 for every N:2N pattern
 };
 
 constexpr ChunkTables make_chunk_tables() {
@@ -93,6 +96,10 @@ constexpr ChunkTables make_chunk_tables() {
         t.shift_ctl[b - 1][j] = uint8_t((j % 8) * b);
         t.group_off[kind][b - 1][j] = uint8_t((k >> (b - 1)) << b);
       }
+    }
+    for (uint32_t l = 0; l < 16; ++l) {
+      t.lane_kept[kind][l] = int32_t(kept_of_byte(vf, 4 * l));
+      t.lane_act[kind][l] = t.lane_kept[kind][l] / 16;
     }
   }
   return t;
@@ -108,7 +115,7 @@ struct Consts {
 };
 
 Consts load_consts(const Plan& p) {
-  const uint32_t kind = p.vf == ValueKind::Q8 ? 0 : 1, b = p.L.bits - 1;  // int8_half_pattern: bits 1..4
+  const uint32_t kind = kind_index(p.vf), b = p.L.bits - 1;  // int8_half_pattern: bits 1..4
   Consts c;
   c.perm_sel = _mm512_load_si512(kChunkTables.perm_sel[kind][b]);
   c.shift_ctl = _mm512_load_si512(kChunkTables.shift_ctl[b]);
@@ -127,7 +134,8 @@ struct QuadTables {
   alignas(64) uint8_t code_ctl[2][64];   // Q4, step k % 2: low nibbles of dword k % 2 to even lanes, high nibbles to odd
   alignas(64) int64_t code_sel[2][8];    // Q4, step k / 2: qword m <- code qword 2m + k/2 (block m, bytes 8(k/2) ..)
   alignas(64) uint8_t group_off[64];     // byte 4l + b: 8l + 4(b/2), the first input of its group of four in the step copy
-  alignas(64) int32_t lane_sel[16];      // Q8: dword p <- the index bits of the lane at position p
+  alignas(64) int32_t lane[2][16];       // per value kind, position p <- quad_lane(p) (Q8: the index bits' vpermd)
+  alignas(64) int32_t lane_kept[2][16];  // per value kind, position p <- 16 * quad_lane(p), the lane's first kept value
   // The step-order input copy, per value kind (0: Q8, 1: Q4) and step: the
   // 8 qwords of each half of the step's 128 bytes come from 4 of the quad's
   // 8 input vectors, two vpermt2q (same indices, on two vector pairs) and a
@@ -144,7 +152,12 @@ constexpr QuadTables make_quad_tables() {
     t.group_off[j] = uint8_t(8 * (j / 4) + 4 * ((j % 4) / 2));
   }
   for (uint32_t m = 0; m < 8; ++m) t.code_sel[0][m] = 2 * m, t.code_sel[1][m] = 2 * m + 1;
-  for (uint32_t p = 0; p < 16; ++p) t.lane_sel[p] = int32_t(quad_lane(ValueKind::Q8, p));
+  for (uint32_t p = 0; p < 16; ++p) {
+    for (uint32_t kind = 0; kind < 2; ++kind) {
+      t.lane[kind][p] = int32_t(quad_lane(kind == 0 ? ValueKind::Q8 : ValueKind::Q4, p));
+      t.lane_kept[kind][p] = 16 * t.lane[kind][p];
+    }
+  }
   // Half h, qword j (position 8h + j). Q8: lane 4(j%4) + 2h + j/4, in vector
   // 2(j%4) + h, pairs (h, h+2) for j%4 < 2 and (h+4, h+6) after. Q4: lane
   // 8h + j, in vector 4h + j/2, pairs (4h, 4h+1) then (4h+2, 4h+3).
@@ -173,7 +186,7 @@ QuadConsts load_quad_consts() {
   for (uint32_t k = 0; k < 4; ++k) q.index_ctl[k] = _mm512_load_si512(t.index_ctl[k]);
   for (uint32_t h = 0; h < 2; ++h) q.code_ctl[h] = _mm512_load_si512(t.code_ctl[h]), q.code_sel[h] = _mm512_load_si512(t.code_sel[h]);
   q.group_off = _mm512_load_si512(t.group_off);
-  q.lane_sel = _mm512_load_si512(t.lane_sel);
+  q.lane_sel = _mm512_load_si512(t.lane[0]);
   return q;
 }
 
@@ -181,7 +194,7 @@ QuadConsts load_quad_consts() {
 // 16 lanes of 8 bytes at d + 128k, lanes in position order). Q8 adds 128.
 template <ValueKind VF>
 inline void copy_step_order(const int8_t* x, int8_t* d) {
-  constexpr uint32_t kind = VF == ValueKind::Q8 ? 0 : 1;
+  constexpr uint32_t kind = kind_index(VF);
   const __m512i flip = _mm512_set1_epi8(char(VF == ValueKind::Q8 ? 0x80 : 0));
   __m512i v[8];
   for (uint32_t i = 0; i < 8; ++i) v[i] = _mm512_xor_si512(_mm512_loadu_si512(x + 64 * i), flip);
@@ -288,13 +301,9 @@ struct Partial {
 // shift; others divide in float (kept indices are < 2^18, so the truncated
 // quotient is exact).
 void make_tables(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, const Stripe& s, bool quads, Tables* T) {
-  const uint32_t act_groups = (p.cols + 31) / 32;
-  alignas(64) int32_t lane_kept[16], lane_group[16];
-  for (uint32_t l = 0; l < 16; ++l) {
-    lane_kept[l] = int32_t(kept_of_byte(p.vf, 4 * l));  // a lane's 4 kept values share all scales
-    lane_group[l] = lane_kept[l] / 16;                  // activation group: kept / 16 for every N:2N pattern
-  }
-  const __m512i lk = _mm512_load_si512(lane_kept), lane_act = _mm512_load_si512(lane_group);
+  const uint32_t act_groups = (p.cols + 31) / 32, kind = kind_index(p.vf);
+  const __m512i lk = _mm512_load_si512(kChunkTables.lane_kept[kind]);
+  const __m512i lane_act = _mm512_load_si512(kChunkTables.lane_act[kind]);
   const __m512 vg = _mm512_set1_ps(float(s.vgroup));
   const bool pow2 = (s.vgroup & (s.vgroup - 1)) == 0;
   const __m128i vshift = _mm_cvtsi32_si128(int(__builtin_ctz(s.vgroup)));
@@ -321,9 +330,8 @@ void make_tables(const Plan& p, const Activations& a, uint32_t t0, uint32_t nt, 
   if (!quads) return;
   // Lane l of quad Q holds kept values 256Q + 16l .. +15, all in one value
   // group (groups are multiples of 32 kept values) and one activation group.
-  alignas(64) int32_t lane_of[16], kept_of[16];
-  for (uint32_t pos = 0; pos < 16; ++pos) lane_of[pos] = int32_t(quad_lane(p.vf, pos)), kept_of[pos] = 16 * lane_of[pos];
-  const __m512i lanes = _mm512_load_si512(lane_of), quad_kept = _mm512_load_si512(kept_of);
+  const __m512i lanes = _mm512_load_si512(kQuadTables.lane[kind]);
+  const __m512i quad_kept = _mm512_load_si512(kQuadTables.lane_kept[kind]);
   for (uint32_t q = 0; q < s.n / 4; ++q) {
     const uint32_t Q = s.c0 / 4 + q, first = Q * 256 / s.vgroup;
     T->qbase[q] = !T->full ? 0 : first < s.ng - 16 ? first : s.ng - 16;
