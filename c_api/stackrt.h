@@ -95,12 +95,16 @@ typedef struct stk_model_options {
 } stk_model_options;
 #define STK_MODEL_OPTIONS_INIT {sizeof(stk_model_options), 0, NULL}
 
-/* Opens and validates a model file (posix port: mmap). */
+/* Opens and validates a model file (posix port: mmap, the weights section
+   advised for 2 MiB pages: where the kernel and file system give them, e.g.
+   Linux 6.16+ on ext4, decode streams the weights with fewer TLB misses). */
 stk_status stk_model_open_file(const char* path, const stk_model_options* options, stk_model** out_model,
                                stk_message* msg);
 
 /* Opens a model that is already in memory, e.g. linked into flash. Zero-copy:
-   `data` must be 64-byte aligned and outlive the model. */
+   `data` must be 64-byte aligned and outlive the model. On Linux, a buffer
+   2 MiB aligned and madvise(MADV_HUGEPAGE)d before it is filled decodes
+   faster than one in 4 KiB pages (README, Speed). */
 stk_status stk_model_open_memory(const void* data, size_t size, const stk_model_options* options,
                                  stk_model** out_model, stk_message* msg);
 

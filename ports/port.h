@@ -34,6 +34,13 @@ Status read_mapped(const MappedFile& file, uint64_t offset, void* dst, size_t by
 // again, so the pages it holds need not stay resident (posix: madvise
 // DONTNEED on the whole pages inside the range). A hint: may do nothing.
 void release_mapped(const MappedFile& file, uint64_t offset, uint64_t bytes);
+// Tells the system the mapped range is read front to back on every token, so
+// it is worth backing with large pages (posix: madvise MADV_HUGEPAGE). Called
+// before the range is first read: Linux then reads it into 2 MiB page-cache
+// folios where the file system supports them (ext4 since Linux 6.16) and maps
+// them whole, and a decode step streams the weights with far fewer page
+// crossings and TLB misses. A hint: may do nothing.
+void advise_streamed(const MappedFile& file, uint64_t offset, uint64_t bytes);
 
 // The one place the runtime takes memory from the system: the model handle at
 // open time. Never called after a session is initialised.

@@ -247,6 +247,11 @@ Status model_open(const uint8_t* data, size_t size, bool verify_data, Model** ou
                   (unsigned long long)r.offset, (unsigned long long)r.bytes);
     }
     const bool release = mapping != nullptr && SectionKind(r.kind) == SectionKind::BitStackBlocks;
+    // Before the checksum's first read: where the system backs the weights
+    // with large pages, it does so as it reads them in (ports/port.h).
+    if (mapping != nullptr && SectionKind(r.kind) == SectionKind::Weights) {
+      port::advise_streamed(*mapping, r.offset, r.bytes);
+    }
     const auto section_crc = [&] {
       return release ? crc32_releasing(*mapping, r.offset, r.bytes) : crc32(0, data + r.offset, r.bytes);
     };

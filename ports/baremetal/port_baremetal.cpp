@@ -48,6 +48,7 @@ Status read_mapped(const MappedFile&, uint64_t, void*, size_t, Message* msg) {
   return fail(msg, Status::Unsupported, "no file system on this port");
 }
 void release_mapped(const MappedFile&, uint64_t, uint64_t) {}
+void advise_streamed(const MappedFile&, uint64_t, uint64_t) {}
 
 // ---- Static pool --------------------------------------------------------------
 // A stack of blocks, each preceded by a header holding its size and a "free"

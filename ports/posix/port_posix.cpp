@@ -76,13 +76,26 @@ Status read_mapped(const MappedFile& file, uint64_t offset, void* dst, size_t by
   return Status::Ok;
 }
 
-void release_mapped(const MappedFile& file, uint64_t offset, uint64_t bytes) {
+namespace {
+// madvise over the whole pages inside [offset, offset + bytes) of a mapping.
+void advise_whole_pages(const MappedFile& file, uint64_t offset, uint64_t bytes, int advice) {
   const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE));
   const uint64_t first = (offset + page - 1) / page * page;
   const uint64_t end = offset + bytes < file.size ? offset + bytes : file.size;
   const uint64_t last = end / page * page;
   if (last <= first) return;
-  madvise(const_cast<uint8_t*>(file.data) + first, size_t(last - first), MADV_DONTNEED);
+  madvise(const_cast<uint8_t*>(file.data) + first, size_t(last - first), advice);
+}
+}  // namespace
+
+void release_mapped(const MappedFile& file, uint64_t offset, uint64_t bytes) {
+  advise_whole_pages(file, offset, bytes, MADV_DONTNEED);
+}
+
+// Whole pages only: the advice must not reach the BitStack blocks beside the
+// weights, which sessions read with pread.
+void advise_streamed(const MappedFile& file, uint64_t offset, uint64_t bytes) {
+  advise_whole_pages(file, offset, bytes, MADV_HUGEPAGE);
 }
 
 void* alloc(size_t bytes) { return malloc(bytes); }
