@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -40,9 +39,8 @@ STK_WIDEST_ISA uint64_t sum_slice(const uint8_t* p, size_t n) {
 
 }  // namespace
 
-ReadBandwidth::ReadBandwidth(size_t bytes) : bytes_((bytes + 4095) / 4096 * 4096) {
-  buf_ = static_cast<uint8_t*>(std::aligned_alloc(4096, bytes_));
-  if (!buf_) throw std::runtime_error("bandwidth: out of memory");
+ReadBandwidth::ReadBandwidth(size_t bytes, host::PageSize pages) : bytes_((bytes + 4095) / 4096 * 4096) {
+  buf_ = static_cast<uint8_t*>(host::alloc_pages(bytes_, pages));
   for (size_t i = 0; i < bytes_; i += 8) {
     const uint64_t v = i * 0x9E3779B97F4A7C15ull;
     std::memcpy(buf_ + i, &v, 8);

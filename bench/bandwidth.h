@@ -4,13 +4,16 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tools/page_memory.h"
+
 namespace stk::bench {
 
 class ReadBandwidth {
  public:
-  // Allocates and fills `bytes` (rounded up to 4 KiB) once, so that repeated
-  // measurements between other timings cost only the reads.
-  explicit ReadBandwidth(size_t bytes);
+  // Allocates and fills `bytes` (rounded up to 4 KiB) once, in the pages the
+  // models are timed in, so that repeated measurements between other timings
+  // cost only the reads.
+  ReadBandwidth(size_t bytes, host::PageSize pages);
   ~ReadBandwidth();
   ReadBandwidth(const ReadBandwidth&) = delete;
   ReadBandwidth& operator=(const ReadBandwidth&) = delete;

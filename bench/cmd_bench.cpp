@@ -1,7 +1,9 @@
 // stk bench: decode and prefill speed of random-weight models with real
 // shapes, per weight format and thread count, against the machine's measured
 // memory read bandwidth (the roofline of a decode step that streams every
-// weight once per token).
+// weight once per token). Models and the bandwidth buffer sit in 4 KiB pages,
+// or with --huge-pages in 2 MiB pages (tools/page_memory.h); each model's
+// line says how much of it the system actually put in 2 MiB pages.
 #include <algorithm>
 #include <chrono>
 #include <deque>
@@ -25,6 +27,7 @@
 #include "tools/commands.h"
 #include "tools/handles.h"
 #include "tools/memory_model.h"
+#include "tools/page_memory.h"
 
 namespace stk::cli {
 namespace {
@@ -79,6 +82,8 @@ int run_bench(const Args& a) {
   const bool json = a.has("--json");
   const bool contend = a.has("--contend");
   const double bw_bytes = double(a.integer("--bw-mib", 1024, 64, 65536)) * 1048576.0;
+  // Models and the bandwidth buffer in the same pages (tools/page_memory.h).
+  const host::PageSize pages = a.has("--huge-pages") ? host::PageSize::Huge : host::PageSize::Small;
   std::vector<const KernelSet*> kernel_sets;
   for (const std::string& name : split_list(a.get("--isa", "best"))) kernel_sets.push_back(&kernel_set_named(name));
   if (kernel_sets.empty()) throw UsageError("--isa expects at least one kernel set");
@@ -91,7 +96,7 @@ int run_bench(const Args& a) {
   // bandwidth is measured at the start of each round: a shared machine's
   // speed drifts over minutes, so rows measured in the same rounds are
   // comparable, and each row and the bandwidth report their best round.
-  bench::ReadBandwidth bw{size_t(bw_bytes)};
+  bench::ReadBandwidth bw{size_t(bw_bytes), pages};
   std::printf("%-12s %-17s %3s %7s %12s %10s %11s %9s %9s", "shape", "format", "thr", "bpw", "bytes/token",
               "decode t/s", "prefill t/s", "GB/s", "roofline");
   if (contend) std::printf(" %12s %8s", "busy-core t/s", "kept");
@@ -147,9 +152,16 @@ int run_bench(const Args& a) {
         std::vector<uint8_t> image = host::serialize_stk(pm);
         pm.tensors.clear();
         pm.bitstack_blocks.clear();
-        models.emplace_back(new host::MemoryModel(image));
+        const int64_t huge_before = host::anon_huge_page_bytes();
+        models.emplace_back(new host::MemoryModel(image, pages));
+        const int64_t huge_after = host::anon_huge_page_bytes();
+        std::fprintf(stderr, "%s %s: built in %.1f s, %.0f MiB", shape.name.c_str(), label.c_str(), seconds_since(tp),
+                     double(image.size()) / 1048576.0);
+        if (huge_before >= 0 && huge_after >= 0) {
+          std::fprintf(stderr, ", %.0f MiB of it in 2 MiB pages", double(huge_after - huge_before) / 1048576.0);
+        }
+        std::fprintf(stderr, "\n");
       }
-      std::fprintf(stderr, "%s %s: built in %.1f s\n", shape.name.c_str(), label.c_str(), seconds_since(tp));
       for (const KernelSet* ks : kernel_sets) {
         for (uint32_t t : threads) {
           // With several kernel sets the format column says which: "q4@avx2".
@@ -299,6 +311,7 @@ const Command kBenchCommand = {
         {"--bw-mib", "MIB", "buffer for the bandwidth measurement (default 1024)"},
         {"--json", nullptr, "also print one JSON object as the last stdout line"},
         {"--isa", "LIST", "kernel sets: best (what this CPU runs, default), avx512, avx2, neon, scalar; with several, rows are labelled format@set"},
+        {"--huge-pages", nullptr, "models and the bandwidth buffer in 2 MiB pages where the system gives them (default 4 KiB pages): what stk_model_open_file gets on Linux 6.16+ with ext4 for a model file read in after it opened it (docs/api.md)"},
         {"--contend", nullptr, "also time decode while another process spins on a core (busy-core t/s, kept = ratio)"},
     },
     run_bench,

@@ -5,13 +5,12 @@
 #include <stdexcept>
 
 #include "tools/handles.h"
+#include "tools/page_memory.h"
 
 namespace stk::host {
 
-MemoryModel::MemoryModel(const std::vector<uint8_t>& image) {
-  const size_t bytes = (image.size() + 63) / 64 * 64;
-  buffer_ = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
-  if (!buffer_) throw std::runtime_error("out of memory for a model image");
+MemoryModel::MemoryModel(const std::vector<uint8_t>& image, PageSize pages) {
+  buffer_ = alloc_pages(image.size(), pages);
   std::memcpy(buffer_, image.data(), image.size());
   stk_model_options o = STK_MODEL_OPTIONS_INIT;
   stk_message m{};

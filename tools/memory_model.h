@@ -6,12 +6,15 @@
 #include <vector>
 
 #include "c_api/stackrt.h"
+#include "tools/page_memory.h"
 
 namespace stk::host {
 
 class MemoryModel {
  public:
-  explicit MemoryModel(const std::vector<uint8_t>& image);
+  // pages: Huge puts the image in 2 MiB pages where the system gives them,
+  // as a mapped model file's weights are (tools/page_memory.h).
+  explicit MemoryModel(const std::vector<uint8_t>& image, PageSize pages = PageSize::Small);
   ~MemoryModel();
   MemoryModel(const MemoryModel&) = delete;
   MemoryModel& operator=(const MemoryModel&) = delete;
