@@ -14,7 +14,6 @@
 namespace stk::test {
 namespace {
 
-
 TEST(PageMemory, HugePageBuffersAre2MiBAlignedAndHoldTheWholeRequest) {
   for (const size_t bytes : {size_t(1), size_t(2) << 20, (size_t(3) << 20) + 1}) {
     void* p = host::alloc_pages(bytes, host::PageSize::Huge);

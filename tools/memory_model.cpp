@@ -2,7 +2,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <stdexcept>
 
 #include "tools/handles.h"
 #include "tools/page_memory.h"
